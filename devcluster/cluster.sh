@@ -1,0 +1,475 @@
+#!/usr/bin/env bash
+# Single-node Slurm dev clusters on this machine, runnable side by side:
+#   native  Debian 12's Slurm 22.05 on the host, plus an sshd login node
+#   trixie  Slurm 24.11 in a Debian 13 chroot
+#   forky   Slurm 26.05 in a Debian forky chroot
+# Usage: devcluster/cluster.sh up|down|status|env [native|trixie|forky]
+# Must run as root. Daemons are plain processes tracked by PID files.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CMD=${1:-}
+FLAVOUR=${2:-native}
+STATE=$REPO/.devcluster/$FLAVOUR
+RUN=$STATE/run
+LOG=$STATE/log
+WORK=$STATE/work
+CONF_DIR=$STATE/etc
+JWT_KEY=$STATE/jwt_hs256.key
+NODE=$(hostname)
+REST_USER=slurmrest          # slurmrestd refuses to run as root or SlurmUser
+TOKEN_LIFESPAN=3600
+DEBIAN_MIRROR=http://deb.debian.org/debian
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+case $FLAVOUR in
+  native) CTLD_PORT=6817; SLURMD_PORT=6818; REST_PORT=6820; SUITE=bookworm
+          DAEMONS=(munged slurmctld slurmd slurmrestd sshd) ;;
+  trixie) CTLD_PORT=6827; SLURMD_PORT=6828; REST_PORT=6830; SUITE=trixie
+          DAEMONS=(munged slurmctld slurmd slurmrestd) ;;
+  forky)  CTLD_PORT=6837; SLURMD_PORT=6838; REST_PORT=6840; SUITE=forky
+          DAEMONS=(munged slurmctld slurmd slurmrestd) ;;
+  *) die "unknown flavour '$FLAVOUR' (native, trixie or forky)" ;;
+esac
+SSH_PORT=2222
+SSH_DIR=$STATE/ssh
+SSH_KEY=$SSH_DIR/id_ed25519
+
+if [[ $FLAVOUR == native ]]; then
+  CHROOT=""
+  # Native clients read /etc/slurm/slurm.conf (a symlink to ours); SLURM_CONF makes
+  # this script independent of that link.
+  export SLURM_CONF=$CONF_DIR/slurm.conf
+  MUNGE_DIR=$STATE/munge
+  MUNGE_SOCKET=$MUNGE_DIR/munge.socket
+else
+  CHROOT=$REPO/.cache/chroots/$FLAVOUR
+  unset SLURM_CONF      # chroot clients use the chroot's /etc/slurm/slurm.conf link
+fi
+
+# Run a command in the cluster's userland (host or chroot).
+in_cluster() {
+  if [[ -n $CHROOT ]]; then chroot "$CHROOT" "$@"; else "$@"; fi
+}
+
+# --- installation ----------------------------------------------------------
+
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  echo "Installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+}
+
+# Build the chroot once; an interrupted build stays in a temp dir and is never used.
+ensure_chroot() {
+  [[ -x $CHROOT/usr/sbin/slurmctld ]] && return 0
+  local parent tmp stale start
+  parent=$(dirname "$CHROOT")
+  mkdir -p "$parent"
+  for stale in "$parent/.$FLAVOUR.build."*; do
+    [[ -e $stale ]] || continue
+    # Never rm -rf through a leftover bind mount of /dev or /sys.
+    if findmnt -rn -o TARGET | grep -q "^$stale"; then
+      die "stale build $stale still has mounts; unmount them, then retry"
+    fi
+    rm -rf "$stale"
+  done
+  tmp=$(mktemp -d "$parent/.$FLAVOUR.build.XXXX")
+  chmod 755 "$tmp"   # mktemp's 0700 would lock non-root users (munge) out of the chroot's /
+  start=$(date +%s)
+  echo "Building $FLAVOUR chroot in $tmp (a few minutes)..." >&2
+  # Bookworm's debootstrap has no 'forky' script; every Debian suite uses 'sid'.
+  if ! debootstrap --variant=minbase \
+      --include=slurmctld,slurmd,slurmrestd,slurm-client,munge,slurm-wlm-jwt-plugin \
+      "$SUITE" "$tmp" "$DEBIAN_MIRROR" /usr/share/debootstrap/scripts/sid >"$tmp.log" 2>&1; then
+    tail -n 20 "$tmp.log" >&2
+    die "debootstrap of $FLAVOUR failed; full log in $tmp.log"
+  fi
+  mv -T "$tmp" "$CHROOT"
+  mv "$tmp.log" "$CHROOT.build.log"
+  echo "Built $FLAVOUR chroot in $(( $(date +%s) - start ))s" >&2
+}
+
+ensure_rest_user() {
+  in_cluster id -u "$REST_USER" >/dev/null 2>&1 && return 0
+  in_cluster useradd --system --no-create-home --shell /usr/sbin/nologin "$REST_USER"
+}
+
+# --- mounts (chroots only) ---------------------------------------------------
+
+# Mount points inside the chroot, in mount order. $STATE is bound at the same path
+# so configs, logs and job output paths are identical inside and outside.
+chroot_mounts() { printf '%s\n' "$CHROOT/proc" "$CHROOT/dev" "$CHROOT/sys" "$CHROOT$STATE"; }
+
+mount_chroot() {
+  mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
+  mountpoint -q "$CHROOT/dev" || mount --bind /dev "$CHROOT/dev"
+  mountpoint -q "$CHROOT/sys" || mount --bind /sys "$CHROOT/sys"
+  mkdir -p "$CHROOT$STATE"
+  mountpoint -q "$CHROOT$STATE" || mount --bind "$STATE" "$CHROOT$STATE"
+  cp /etc/hosts "$CHROOT/etc/hosts"
+}
+
+umount_chroot() {
+  local m
+  while read -r m; do
+    mountpoint -q "$m" || continue
+    umount "$m" 2>/dev/null || umount -l "$m"
+  done < <(chroot_mounts | tac)
+}
+
+# --- configuration -----------------------------------------------------------
+
+plugin_dir() {
+  local d
+  for d in "$CHROOT"/usr/lib/x86_64-linux-gnu/slurm-wlm "$CHROOT"/usr/lib/*/slurm-wlm; do
+    [[ -d $d ]] && { echo "$d"; return; }
+  done
+}
+
+has_jobcomp_filetxt() { [[ -e $(plugin_dir)/jobcomp_filetxt.so ]]; }
+
+write_slurm_conf() {
+  local mem cpus
+  cpus=$(nproc)
+  # Three slurmds may share this host, so claim only half of the available memory.
+  mem=$(awk '/MemAvailable/ {print int($2 / 1024 / 2)}' /proc/meminfo)
+  {
+    cat <<EOF
+# Generated by devcluster/cluster.sh ($FLAVOUR); edits are overwritten on 'up'.
+ClusterName=fb$FLAVOUR
+SlurmctldHost=$NODE
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+SlurmUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$JWT_KEY
+StateSaveLocation=$STATE/spool/ctld
+SlurmdSpoolDir=$STATE/spool/d
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+ReturnToService=2
+MinJobAge=${FB_MIN_JOB_AGE:-300}
+KillWait=5
+OverTimeLimit=0
+NodeName=$NODE CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=cpu Nodes=$NODE Default=YES MaxTime=2:00:00 DefaultTime=00:30:00 State=UP
+PartitionName=gpu Nodes=$NODE MaxTime=2:00:00 DefaultTime=00:30:00 State=UP
+EOF
+    # Finished jobs leave slurmctld after MinJobAge; this file keeps their final state.
+    if has_jobcomp_filetxt; then
+      echo "JobCompType=jobcomp/filetxt"
+      echo "JobCompLoc=$LOG/jobcomp.txt"
+    fi
+    if [[ $FLAVOUR == native ]]; then echo "AuthInfo=socket=$MUNGE_SOCKET"; fi
+  } >"$CONF_DIR/slurm.conf.new"
+  # Slurm >= 23.02 always initialises cgroups and the sandbox has none to offer;
+  # 22.05 does not know "disabled" and needs no cgroup.conf at all.
+  [[ $FLAVOUR == native ]] || echo "CgroupPlugin=disabled" >"$CONF_DIR/cgroup.conf"
+  if cmp -s "$CONF_DIR/slurm.conf.new" "$CONF_DIR/slurm.conf"; then
+    rm "$CONF_DIR/slurm.conf.new"
+  else
+    mv "$CONF_DIR/slurm.conf.new" "$CONF_DIR/slurm.conf"
+    # A running cluster picks up e.g. a new FB_MIN_JOB_AGE without a restart.
+    if alive slurmctld; then in_cluster scontrol reconfigure || true; fi
+  fi
+}
+
+# Point the userland's default config path at ours so plain `sbatch` works.
+link_conf() {
+  local etc=$CHROOT/etc/slurm f target
+  mkdir -p "$etc"
+  for f in slurm.conf cgroup.conf; do
+    [[ $FLAVOUR == native && $f == cgroup.conf ]] && continue   # 22.05 needs none
+    target=$CONF_DIR/$f
+    if [[ -e $etc/$f && ! -L $etc/$f ]]; then
+      die "$etc/$f exists and is not ours; move it away to use the devcluster"
+    fi
+    ln -sfn "$target" "$etc/$f"
+  done
+}
+
+prepare_state() {
+  mkdir -p "$RUN" "$LOG" "$CONF_DIR" "$STATE/spool/ctld" "$STATE/spool/d" "$WORK"
+  chmod 1777 "$WORK"   # job output from any user
+  if [[ ! -s $JWT_KEY ]]; then
+    (umask 077; head -c 32 /dev/urandom >"$JWT_KEY")
+  fi
+  chmod 600 "$JWT_KEY"
+  if [[ $FLAVOUR == native ]]; then
+    mkdir -p "$MUNGE_DIR"
+    [[ -s $MUNGE_DIR/munge.key ]] || mungekey --create --keyfile="$MUNGE_DIR/munge.key"
+    touch "$LOG/munged.log"
+    chown munge:munge "$MUNGE_DIR" "$MUNGE_DIR/munge.key" "$LOG/munged.log"
+    chmod 755 "$MUNGE_DIR"; chmod 600 "$MUNGE_DIR/munge.key"
+    prepare_ssh
+  else
+    # The chroot's own munged uses the chroot's default paths.
+    chroot "$CHROOT" sh -c '
+      mkdir -p /run/munge /var/log/munge /var/lib/munge
+      [ -s /etc/munge/munge.key ] || mungekey --create
+      chown munge:munge /run/munge /var/log/munge /var/lib/munge /etc/munge/munge.key
+      chmod 600 /etc/munge/munge.key'
+  fi
+}
+
+prepare_ssh() {
+  mkdir -p "$SSH_DIR" /run/sshd
+  chmod 700 "$SSH_DIR"
+  [[ -s $SSH_DIR/ssh_host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -f "$SSH_DIR/ssh_host_ed25519_key"
+  [[ -s $SSH_KEY ]] || ssh-keygen -q -t ed25519 -N '' -C "factorybench-devcluster" -f "$SSH_KEY"
+  cp "$SSH_KEY.pub" "$SSH_DIR/authorized_keys"
+  chmod 600 "$SSH_DIR/authorized_keys"
+  cat >"$SSH_DIR/sshd_config" <<EOF
+# Login node of the native devcluster. Key auth only; no PAM in a sandbox.
+ListenAddress 127.0.0.1:$SSH_PORT
+HostKey $SSH_DIR/ssh_host_ed25519_key
+PidFile $RUN/sshd.pid
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+X11Forwarding no
+PrintMotd no
+AcceptEnv LANG LC_*
+SetEnv SLURM_CONF=$CONF_DIR/slurm.conf
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOF
+}
+
+# --- daemons -------------------------------------------------------------------
+
+pid_of() { [[ -s $RUN/$1.pid ]] && cat "$RUN/$1.pid" || true; }
+
+# Alive = the recorded PID exists and still runs that daemon (PIDs get reused).
+alive() {
+  local pid
+  pid=$(pid_of "$1")
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$1"
+}
+
+log_of() {
+  case $1 in
+    munged) if [[ -n $CHROOT ]]; then echo "$CHROOT/var/log/munge/munged.log"; else echo "$LOG/munged.log"; fi ;;
+    *) echo "$LOG/$1.log" ;;
+  esac
+}
+
+# Start a daemon in the foreground of a detached session and record its PID.
+# chroot and setpriv exec, so $! is the daemon itself.
+spawn() {
+  local name=$1 out=$LOG/$1.out; shift
+  setsid "$@" >>"$out" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+start_daemon() {
+  local d=$1
+  alive "$d" && return 0
+  case $d in
+    munged)
+      if [[ -n $CHROOT ]]; then
+        spawn munged chroot --userspec=munge:munge "$CHROOT" /usr/sbin/munged -F
+      else
+        spawn munged setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F \
+          --socket="$MUNGE_SOCKET" --key-file="$MUNGE_DIR/munge.key" \
+          --pid-file="$MUNGE_DIR/munged.pid" --seed-file="$MUNGE_DIR/munged.seed" \
+          --log-file="$LOG/munged.log"
+      fi
+      wait_for "munged" munge_ok 15 ;;
+    slurmctld) spawn slurmctld ${CHROOT:+chroot "$CHROOT"} /usr/sbin/slurmctld -D ;;
+    slurmd) spawn slurmd ${CHROOT:+chroot "$CHROOT"} /usr/sbin/slurmd -D ;;
+    slurmrestd)
+      # Native 22.05 serves v0.0.37 and v0.0.38 together (v0.0.36 is long dead);
+      # newer releases bundle all versions in openapi/slurmctld. The dbv* plugins
+      # need slurmdbd, which we do not run.
+      local plugins=openapi/slurmctld
+      [[ $FLAVOUR == native ]] && plugins=openapi/v0.0.37,openapi/v0.0.38
+      if [[ -n $CHROOT ]]; then
+        spawn slurmrestd env SLURM_JWT=daemon chroot --userspec="$REST_USER:$REST_USER" "$CHROOT" \
+          /usr/sbin/slurmrestd -a rest_auth/jwt -s "$plugins" "127.0.0.1:$REST_PORT"
+      else
+        spawn slurmrestd env SLURM_JWT=daemon setpriv --reuid="$REST_USER" --regid="$REST_USER" --init-groups \
+          /usr/sbin/slurmrestd -a rest_auth/jwt -s "$plugins" "127.0.0.1:$REST_PORT"
+      fi ;;
+    sshd) spawn sshd /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config" ;;
+  esac
+}
+
+stop_daemon() {
+  local d=$1 pid i
+  if alive "$d"; then
+    pid=$(pid_of "$d")
+    kill -TERM "$pid"
+    for ((i = 0; i < 40; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+    echo "stopped $d ($pid)"
+  fi
+  rm -f "$RUN/$d.pid"
+}
+
+# --- health --------------------------------------------------------------------
+
+munge_ok() {
+  if [[ -n $CHROOT ]]; then
+    chroot "$CHROOT" sh -c 'munge -n | unmunge' >/dev/null 2>&1
+  else
+    { munge -n --socket="$MUNGE_SOCKET" | unmunge --socket="$MUNGE_SOCKET"; } >/dev/null 2>&1
+  fi
+}
+
+node_state() { in_cluster sinfo -h -N -n "$NODE" -o %T 2>/dev/null | head -n1; }
+
+node_ok() { [[ $(node_state) =~ ^(idle|mixed|allocated|completing)$ ]]; }
+
+token() { in_cluster scontrol token lifespan="$TOKEN_LIFESPAN" | sed -n 's/^SLURM_JWT=//p'; }
+
+rest_get() {
+  local tok
+  tok=$(token 2>/dev/null) || return 1
+  curl -fsS --max-time 5 -H "X-SLURM-USER-NAME: root" -H "X-SLURM-USER-TOKEN: $tok" \
+    "http://127.0.0.1:$REST_PORT$1"
+}
+
+rest_ok() { rest_get /openapi/v3 >/dev/null 2>&1; }
+
+rest_versions() {
+  # Paths look like "\/slurm\/v0.0.38\/ping" (22.05 escapes slashes) or "/slurm/v0.0.42/ping".
+  rest_get /openapi/v3 2>/dev/null | grep -oE 'slurm\\?/v0\.0\.[0-9]+' | grep -oE 'v0\.0\.[0-9]+' \
+    | sort -uV | paste -sd ' '
+}
+
+sshd_ok() {
+  ssh -q -i "$SSH_KEY" -p "$SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 root@127.0.0.1 true
+}
+
+# Wait until CHECK passes; on timeout, or if a daemon died, show the relevant log.
+wait_for() {
+  local what=$1 check=$2 timeout=$3 d i
+  for ((i = 0; i < timeout * 2; i++)); do
+    "$check" && return 0
+    for d in "${DAEMONS[@]}"; do
+      if [[ -e $RUN/$d.pid ]] && ! alive "$d"; then fail_with_log "$d died while waiting for $what" "$d"; fi
+    done
+    sleep 0.5
+  done
+  fail_with_log "timed out after ${timeout}s waiting for $what" "${what%% *}"
+}
+
+fail_with_log() {
+  local msg=$1 d=$2 f
+  echo "cluster.sh ($FLAVOUR): $msg" >&2
+  for f in "$(log_of "$d")" "$LOG/$d.out"; do
+    [[ -s $f ]] && { echo "--- tail of $f" >&2; tail -n 25 "$f" >&2; }
+  done
+  exit 1
+}
+
+# --- subcommands -----------------------------------------------------------------
+
+cmd_up() {
+  [[ $(id -u) == 0 ]] || die "must run as root"
+  if [[ $FLAVOUR == native ]]; then
+    ensure_packages slurmctld slurmd slurmrestd slurm-client munge openssh-server curl
+  else
+    ensure_packages debootstrap curl
+    ensure_chroot
+  fi
+  mkdir -p "$STATE"
+  [[ -z $CHROOT ]] || mount_chroot
+  ensure_rest_user
+  prepare_state
+  write_slurm_conf
+  link_conf
+  local d
+  for d in "${DAEMONS[@]}"; do alive "$d" || rm -f "$RUN/$d.pid"; done   # stale after a crash
+  for d in "${DAEMONS[@]}"; do start_daemon "$d"; done
+  wait_for "slurmd node $NODE idle" node_ok 60
+  wait_for "slurmrestd on port $REST_PORT" rest_ok 30
+  [[ $FLAVOUR != native ]] || wait_for "sshd on port $SSH_PORT" sshd_ok 15
+  echo "cluster $FLAVOUR is up: $(in_cluster sinfo -V), node $NODE $(node_state), REST $(rest_versions)"
+}
+
+cmd_down() {
+  local i
+  for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do stop_daemon "${DAEMONS[i]}"; done
+  [[ -z $CHROOT ]] || umount_chroot
+  echo "cluster $FLAVOUR is down"
+}
+
+cmd_status() {
+  local d up=0 down=0
+  for d in "${DAEMONS[@]}"; do
+    if alive "$d"; then
+      printf '%-11s pid %-8s alive\n' "$d" "$(pid_of "$d")"; up=$((up + 1))
+    else
+      printf '%-11s pid %-8s dead\n' "$d" "$(pid_of "$d")"; down=$((down + 1))
+    fi
+  done
+  if ((down == 0)); then
+    in_cluster sinfo || true
+    echo "cluster $FLAVOUR: UP"
+  elif ((up == 0)); then
+    echo "cluster $FLAVOUR: DOWN"; return 1
+  else
+    echo "cluster $FLAVOUR: DEGRADED (run: devcluster/cluster.sh up $FLAVOUR)"; return 1
+  fi
+}
+
+# Single-quote a value for eval.
+q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+emit() { printf 'export %s=%s\n' "$1" "$(q "$2")"; }
+
+cmd_env() {
+  local token_cmd="scontrol token lifespan=$TOKEN_LIFESPAN" conn=SLURM_REST
+  [[ -z $CHROOT ]] || { token_cmd="chroot $CHROOT $token_cmd"; conn=SLURM_REST_${FLAVOUR^^}; }
+  echo "# Slurm devcluster '$FLAVOUR'. JWT for REST (headers X-SLURM-USER-NAME: root, X-SLURM-USER-TOKEN):"
+  echo "#   token=\$(\$FB_SLURM_TOKEN_CMD | sed 's/^SLURM_JWT=//')"
+  emit FB_CLUSTER "$FLAVOUR"
+  emit FB_SLURM_REST_URL "http://127.0.0.1:$REST_PORT"
+  emit FB_SLURM_REST_USER root
+  emit FB_SLURM_TOKEN_CMD "$token_cmd"
+  emit FB_SLURM_WORKDIR "$WORK"
+  emit FB_SLURM_CONF "$CONF_DIR/slurm.conf"
+  if [[ -z $CHROOT || -d $CHROOT ]] && has_jobcomp_filetxt; then emit FB_SLURM_JOBCOMP "$LOG/jobcomp.txt"; fi
+  if [[ -n $CHROOT ]]; then emit FB_SLURM_CHROOT "$CHROOT"; fi
+  if [[ $FLAVOUR == native ]]; then
+    emit FB_SSH_HOST 127.0.0.1
+    emit FB_SSH_PORT "$SSH_PORT"
+    emit FB_SSH_USER root
+    emit FB_SSH_KEY "$SSH_KEY"
+    emit AIRFLOW_CONN_SLURM_SSH "{\"conn_type\":\"ssh\",\"host\":\"127.0.0.1\",\"port\":$SSH_PORT,\"login\":\"root\",\"extra\":{\"key_file\":\"$SSH_KEY\",\"no_host_key_check\":true,\"conn_timeout\":10}}"
+  fi
+  emit "AIRFLOW_CONN_$conn" "{\"conn_type\":\"http\",\"host\":\"127.0.0.1\",\"port\":$REST_PORT,\"schema\":\"http\",\"login\":\"root\"}"
+}
+
+case $CMD in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *) die "usage: $0 up|down|status|env [native|trixie|forky]" ;;
+esac
