@@ -167,6 +167,7 @@ JobAcctGatherType=jobacct_gather/none
 ReturnToService=2
 MinJobAge=${FB_MIN_JOB_AGE:-300}
 KillWait=5
+MailProg=/bin/true
 OverTimeLimit=0
 NodeName=$NODE CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=cpu Nodes=$NODE Default=YES MaxTime=2:00:00 DefaultTime=00:30:00 State=UP
@@ -259,11 +260,14 @@ EOF
 
 pid_of() { [[ -s $RUN/$1.pid ]] && cat "$RUN/$1.pid" || true; }
 
+# Running and not a zombie: an orphaned daemon lingers as one until init reaps it.
+running() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [[ $st != [ZX] ]]; }
+
 # Alive = the recorded PID exists and still runs that daemon (PIDs get reused).
 alive() {
   local pid
   pid=$(pid_of "$1")
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$1"
+  [[ -n $pid ]] && running "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$1"
 }
 
 log_of() {
@@ -319,11 +323,11 @@ stop_daemon() {
   if alive "$d"; then
     pid=$(pid_of "$d")
     kill -TERM "$pid"
-    for ((i = 0; i < 40; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
+    for ((i = 0; i < 60; i++)); do
+      running "$pid" || break
       sleep 0.25
     done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+    if running "$pid"; then kill -KILL "$pid"; fi
     echo "stopped $d ($pid)"
   fi
   rm -f "$RUN/$d.pid"
