@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import importlib
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
@@ -70,18 +71,16 @@ def register_transport(kind: str):
     return deco
 
 
-def transport_kinds() -> list[str]:
-    return sorted(_REGISTRY)
+TRANSPORT_KINDS = ("local", "rest", "ssh")
 
 
 def make_transport(kind: str, **options: Any) -> Transport:
-    # Import the backends so they register; each is one file.
-    from factorybench.slurm import local, rest, ssh  # noqa: F401
-    try:
-        factory = _REGISTRY[kind]
-    except KeyError:
-        raise ValueError(f"unknown transport {kind!r}; known: {', '.join(transport_kinds())}") from None
-    return factory(**options)
+    """Import only the backend asked for (one module each), so one backend's missing
+    dependency never breaks the others."""
+    if kind not in TRANSPORT_KINDS:
+        raise ValueError(f"unknown transport {kind!r}; known: {', '.join(TRANSPORT_KINDS)}")
+    importlib.import_module(f"factorybench.slurm.{kind}")
+    return _REGISTRY[kind](**options)
 
 
 def run_sync(coro: Awaitable[T]) -> T:

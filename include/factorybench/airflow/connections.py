@@ -1,0 +1,68 @@
+"""Cluster profile + Airflow connections → a core Transport.
+
+The only place that knows how Airflow connections map onto transports. The SSH
+provider's async hook *is* a CommandRunner (its `run_command` has the same shape),
+so the core SSH transport needs no Airflow import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.ssh.hooks.ssh import SSHHookAsync
+from airflow.sdk import BaseHook
+
+from factorybench.recipe.cluster import ClusterProfile
+from factorybench.slurm.runner import LocalRunner
+from factorybench.slurm.transport import Transport, make_transport
+
+
+class SshRunner:
+    """Adapts SSHHookAsync to the core's CommandRunner protocol."""
+
+    def __init__(self, conn_id: str):
+        self.conn_id = conn_id
+        self._hook = SSHHookAsync(ssh_conn_id=conn_id)
+
+    async def run(self, command: str, timeout: float | None = None) -> tuple[int, str, str]:
+        return await self._hook.run_command(command, timeout=timeout)
+
+
+def _runner(cluster: ClusterProfile):
+    return SshRunner(cluster.ssh_conn_id) if cluster.ssh_conn_id else LocalRunner()
+
+
+def _build(cluster: ClusterProfile, rest_conn: Any | None) -> Transport:
+    if cluster.transport == "local":
+        return make_transport("local", workdir=cluster.workdir)
+    if cluster.transport == "ssh":
+        if not cluster.ssh_conn_id:
+            return make_transport("ssh", runner=LocalRunner())
+        return make_transport("ssh", runner=SshRunner(cluster.ssh_conn_id))
+    from factorybench.slurm.rest.tokens import CommandTokenProvider, StaticTokenProvider
+
+    schema = rest_conn.schema or "http"
+    port = f":{rest_conn.port}" if rest_conn.port else ""
+    url = f"{schema}://{rest_conn.host}{port}"
+    user = cluster.rest.user or rest_conn.login
+    if not user:
+        raise ValueError(f"connection {cluster.rest.conn_id}: set a login (X-SLURM-USER-NAME) "
+                         "or rest.user in the cluster profile")
+    if rest_conn.password:
+        tokens = StaticTokenProvider(rest_conn.password)
+    else:
+        command = cluster.rest.token_command or f"scontrol token lifespan={cluster.rest.token_lifespan_s}"
+        tokens = CommandTokenProvider(_runner(cluster), command=command)
+    return make_transport("rest", url=url, user=user, tokens=tokens, version=cluster.rest.version,
+                          reader=_runner(cluster))
+
+
+def transport_for(cluster: ClusterProfile) -> Transport:
+    rest_conn = BaseHook.get_connection(cluster.rest.conn_id) if cluster.transport == "rest" else None
+    return _build(cluster, rest_conn)
+
+
+async def atransport_for(cluster: ClusterProfile) -> Transport:
+    """The same, without blocking the triggerer's event loop on the connection lookup."""
+    rest_conn = await BaseHook.aget_connection(cluster.rest.conn_id) if cluster.transport == "rest" else None
+    return _build(cluster, rest_conn)
