@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Protocol(str, Enum):
@@ -26,6 +26,8 @@ class Protocol(str, Enum):
 
 class Lengths(BaseModel):
     """A token-length distribution; sampled with a seeded generator so runs are reproducible."""
+
+    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["fixed", "uniform", "normal", "lognormal"] = Field(
         "fixed", description="fixed: always `mean`; uniform: [min, max]; normal/lognormal: `mean`, `std`")
@@ -50,6 +52,8 @@ class Lengths(BaseModel):
 class DatasetConfig(BaseModel):
     """Where prompts come from."""
 
+    model_config = ConfigDict(extra="forbid")
+
     kind: Literal["synthetic", "jsonl", "bundled"] = Field(
         "synthetic", description="synthetic prompts, a JSONL file, or the bundled prompt set")
     path: str | None = Field(None, description="JSONL file of {prompt|messages, output_tokens?} (kind=jsonl)")
@@ -71,6 +75,8 @@ ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "gamma
 
 class ProfileConfig(BaseModel):
     """How load is offered over time, and when each step stops."""
+
+    model_config = ConfigDict(extra="forbid")
 
     kind: ProfileKind = Field("concurrent", description="Load model")
     streams: int = Field(1, ge=1, description="Closed-loop users (concurrent; the max-throughput step of sweep)")
@@ -103,6 +109,8 @@ class ProfileConfig(BaseModel):
 class SLOConfig(BaseModel):
     """Latency objectives: per request for goodput, at p99 for capacity search."""
 
+    model_config = ConfigDict(extra="forbid")
+
     ttft_ms: float | None = Field(None, gt=0, description="Time to first token")
     tpot_ms: float | None = Field(None, gt=0, description="Time per output token after the first")
     e2e_ms: float | None = Field(None, gt=0, description="End-to-end latency")
@@ -114,6 +122,8 @@ class SLOConfig(BaseModel):
 class GuardConfig(BaseModel):
     """Thresholds past which the client, not the server, limited the measurement."""
 
+    model_config = ConfigDict(extra="forbid")
+
     tick_ms: float = Field(10, gt=0, description="Period of the event-loop lag probe")
     max_loop_lag_p99_ms: float = Field(10, gt=0, description="Event-loop lag p99 above this invalidates the run")
     max_lateness_p99_ms: float = Field(10, gt=0, description="Send lateness (actual - planned - queue) p99 limit")
@@ -122,6 +132,8 @@ class GuardConfig(BaseModel):
 
 class HttpTemplate(BaseModel):
     """A generic JSON request, for vector DBs and other non-LLM services."""
+
+    model_config = ConfigDict(extra="forbid")
 
     method: str = Field("POST", description="HTTP method")
     path: str = Field("/", description="Request path; may hold placeholders")
@@ -133,6 +145,8 @@ class HttpTemplate(BaseModel):
 
 class LoadConfig(BaseModel):
     """One load run against one endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
 
     target: str = Field(..., description="Base URL, e.g. http://127.0.0.1:8000")
     protocol: Protocol = Field(Protocol.OPENAI_CHAT, description="Wire protocol")

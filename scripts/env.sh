@@ -1,0 +1,17 @@
+# Sourced by the demo, Airflow and test scripts: one place for the environment every
+# Airflow component needs (connections from the dev cluster, paths, quiet defaults).
+FB_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export FB_HOME="$FB_REPO" FB_VENV="$FB_REPO/.venv"
+export PATH="$FB_VENV/bin:$PATH"
+if "$FB_REPO/devcluster/cluster.sh" status native >/dev/null 2>&1; then
+  eval "$("$FB_REPO/devcluster/cluster.sh" env native)"
+  export FB_TRANSPORT=ssh
+else
+  export FB_TRANSPORT=local
+fi
+export AIRFLOW__CORE__DAGS_FOLDER="$FB_REPO/dags"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+export AIRFLOW__CORE__PARALLELISM=8
+export AIRFLOW__API__HOST=127.0.0.1
+export AIRFLOW__LOGGING__LOGGING_LEVEL=${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}
