@@ -64,14 +64,18 @@ class SlurmRestError(SchedulerError):
 
 
 def messages(doc: Any, key: str) -> tuple[SlurmMessage, ...]:
-    """errors[]/warnings[] in any version's shape (v0.0.37 says `errno`, later `error_number`)."""
+    """errors[]/warnings[] in any version's shape.
+
+    The number is `error_number`, except in 22.05's submit answers (`error_code`) and
+    v0.0.37's published spec (`errno`).
+    """
     items = doc.get(key) if isinstance(doc, dict) else None
     out = []
     for item in items or ():
         if not isinstance(item, dict):
             out.append(SlurmMessage(scrub(str(item))))
             continue
-        number = item.get("error_number", item.get("errno"))
+        number = next((item[k] for k in ("error_number", "error_code", "errno") if k in item), None)
         text = item.get("error") or item.get("description") or item.get("warning") or ""
         desc = item.get("description")
         if desc and desc != text:

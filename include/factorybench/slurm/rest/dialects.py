@@ -49,11 +49,11 @@ def timestamp(value: Any) -> datetime | None:
 
 
 def exit_code(value: Any) -> ExitCode:
-    """v0.0.40+'s `{status, return_code, signal}` object, or an older raw wait(2) status."""
+    """`{status, return_code, signal}` (v0.0.40+, and slurmdb's v0.0.39), or a raw wait(2) status."""
     if isinstance(value, dict) and ("return_code" in value or "signal" in value):
         signal = value.get("signal") or {}
-        return ExitCode(number(value.get("return_code")),
-                        number(signal.get("id") if isinstance(signal, dict) else signal) or None)
+        sig = signal.get("id", signal.get("signal_id")) if isinstance(signal, dict) else signal
+        return ExitCode(number(value.get("return_code")), number(sig) or None)
     raw = number(value)
     if raw is None:
         return ExitCode()
