@@ -37,7 +37,7 @@ class FakeSlurmrestd:
         paths = {f"/slurm/{v}/job/{{job_id}}": {} for v in versions}
         paths.update({f"/slurmdb/{v}/job/{{job_id}}": {} for v in slurmdb})
         self.on("GET", openapi_path, lambda r: (200, {"paths": paths}))
-        self.valid_tokens: set[str] | None = None  # None: any token is fine
+        self.accepts: Callable[[str | None], bool] = lambda token: True
         self.server: TestServer | None = None
 
     def on(self, method: str, path: str, handler: Callable[[web.Request], tuple[int, Any]] | tuple[int, Any]):
@@ -46,7 +46,7 @@ class FakeSlurmrestd:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else None
         self.requests.append((request.method, request.path, dict(request.headers), body))
-        if self.valid_tokens is not None and request.headers.get("X-SLURM-USER-TOKEN") not in self.valid_tokens:
+        if not self.accepts(request.headers.get("X-SLURM-USER-TOKEN")):
             return web.json_response({"errors": [{"error": "Authentication failure", "error_number": 1007}]},
                                      status=401)
         handler = self.routes.get((request.method, request.path))

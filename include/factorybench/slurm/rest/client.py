@@ -164,7 +164,7 @@ class RestClient:
                                               f"{self.user!r} even after a refresh (HTTP {reply.status}"
                                               f"{', ' + '; '.join(map(str, reply.errors)) if reply.errors else ''})"))
                     log.info("slurmrestd refused the token (HTTP %s); refreshing it once", reply.status)
-                    await self.tokens.refresh()
+                    await self.tokens.refresh(token)
                     refreshed = True
                     continue
                 transient = reply.status in (502, 503, 504) or (

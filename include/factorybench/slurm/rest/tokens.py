@@ -80,8 +80,12 @@ class TokenProvider(abc.ABC):
         """A token believed to be valid now."""
 
     @abc.abstractmethod
-    async def refresh(self) -> Secret:
-        """Drop the current token and get a new one (or the same, if it cannot be renewed)."""
+    async def refresh(self, rejected: Secret | None = None) -> Secret:
+        """A new token after `rejected` was refused (the same one if it cannot be renewed).
+
+        When another caller already replaced `rejected`, its replacement is returned,
+        so a burst of 401s costs one renewal.
+        """
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -98,7 +102,7 @@ class StaticTokenProvider(TokenProvider):
     async def token(self) -> Secret:
         return self._token
 
-    async def refresh(self) -> Secret:
+    async def refresh(self, rejected: Secret | None = None) -> Secret:
         return self._token
 
 
@@ -140,10 +144,9 @@ class CommandTokenProvider(TokenProvider):
                 await self._fetch()
             return self._token  # type: ignore[return-value]
 
-    async def refresh(self) -> Secret:
-        stale = self._token
+    async def refresh(self, rejected: Secret | None = None) -> Secret:
         async with self._lock:
-            if self._token is stale:  # nobody refreshed while we waited for the lock
+            if rejected is None or self._token is None or self._token == rejected:
                 await self._fetch()
             return self._token  # type: ignore[return-value]
 
