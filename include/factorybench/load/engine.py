@@ -36,6 +36,12 @@ def run_coroutine(coro: Coroutine[object, object, T]) -> T:
     return uvloop.run(coro)
 
 
+async def sleep_until(instant: float) -> None:
+    """uvloop's millisecond timers may wake early: sleep again until the instant has really passed."""
+    while (delay := instant - perf_counter()) > 0:
+        await asyncio.sleep(delay)
+
+
 @dataclass(frozen=True)
 class Share:
     """This process sends global requests rank, rank + size, ... and rank's part of the streams."""
@@ -72,7 +78,7 @@ class ShareRunner:
         self._progress = Progress(self.config.progress_s, step.label, share.rank, start_at)
         async with aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout) as session:
             self._session = session
-            await asyncio.sleep(max(0.0, start_at - perf_counter()))
+            await sleep_until(start_at)
             monitor.start()
             reporter = self._progress.launch()
             try:
@@ -106,9 +112,7 @@ class ShareRunner:
         sem = asyncio.Semaphore(cap) if cap else None
         tasks = set()
         for j, planned in enumerate(times.tolist()):
-            delay = self._start + planned - perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await sleep_until(self._start + planned)
             task = asyncio.create_task(self._capped(share.rank + share.size * j, planned, sem))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

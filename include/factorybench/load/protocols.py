@@ -90,8 +90,9 @@ class Reader:
         if self._framing == "sse":
             self._sse_line(rest, t)
             self._sse_line(b"", t)
-        elif self._framing == "ndjson" and rest.strip():
-            self._event(rest, t)
+        elif self._framing == "ndjson":
+            if rest.strip():
+                self._event(rest, t)
         elif self._framing == "json":
             self._event(b"".join(self._body), t)
         else:  # raw: the response's end is its only "content", so TTFT = E2E
