@@ -20,6 +20,8 @@ NODE=$(hostname)
 REST_USER=slurmrest          # slurmrestd refuses to run as root or SlurmUser
 TOKEN_LIFESPAN=3600
 DEBIAN_MIRROR=http://deb.debian.org/debian
+# Shared libraries the repo's .venv Python (bind-mounted in) needs for ctypes and sqlite3.
+CHROOT_PY_LIBS=(libffi8 libsqlite3-0)
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
@@ -55,15 +57,20 @@ in_cluster() {
 
 # --- installation ----------------------------------------------------------
 
+# ensure_packages host|chroot PACKAGE...: apt-get install what is missing.
 ensure_packages() {
-  local missing=() p
+  local run=() missing=() p
+  [[ $1 == chroot ]] && run=(chroot "$CHROOT")
+  shift
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    "${run[@]}" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   ((${#missing[@]})) || return 0
-  echo "Installing ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  echo "Installing ${missing[*]}${run:+ in $CHROOT}" >&2
+  # A testing suite's Release file expires within days; a stale clock or mirror
+  # must not block a one-off install.
+  "${run[@]}" apt-get update -qq -o Acquire::Check-Valid-Until=false
+  "${run[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 }
 
 # Build the chroot once; an interrupted build stays in a temp dir and is never used.
@@ -74,11 +81,10 @@ ensure_chroot() {
   mkdir -p "$parent"
   for stale in "$parent/.$FLAVOUR.build."*; do
     [[ -e $stale ]] || continue
-    # Never rm -rf through a leftover bind mount of /dev or /sys.
-    if findmnt -rn -o TARGET | grep -q "^$stale"; then
-      die "stale build $stale still has mounts; unmount them, then retry"
-    fi
-    rm -rf "$stale"
+    # Never rm -rf through a leftover mount of /proc or /sys.
+    umount_under "$stale"
+    if findmnt -rn -o TARGET | grep -q "^$stale/"; then die "cannot unmount everything under $stale"; fi
+    rm -rf "$stale" "$stale.log"
   done
   tmp=$(mktemp -d "$parent/.$FLAVOUR.build.XXXX")
   chmod 755 "$tmp"   # mktemp's 0700 would lock non-root users (munge) out of the chroot's /
@@ -86,7 +92,7 @@ ensure_chroot() {
   echo "Building $FLAVOUR chroot in $tmp (a few minutes)..." >&2
   # Bookworm's debootstrap has no 'forky' script; every Debian suite uses 'sid'.
   if ! debootstrap --variant=minbase \
-      --include=slurmctld,slurmd,slurmrestd,slurm-client,munge,slurm-wlm-jwt-plugin \
+      --include="slurmctld,slurmd,slurmrestd,slurm-client,munge,slurm-wlm-jwt-plugin$(printf ',%s' "${CHROOT_PY_LIBS[@]}")" \
       "$SUITE" "$tmp" "$DEBIAN_MIRROR" /usr/share/debootstrap/scripts/sid >"$tmp.log" 2>&1; then
     tail -n 20 "$tmp.log" >&2
     die "debootstrap of $FLAVOUR failed; full log in $tmp.log"
@@ -103,25 +109,44 @@ ensure_rest_user() {
 
 # --- mounts (chroots only) ---------------------------------------------------
 
-# Mount points inside the chroot, in mount order. $STATE is bound at the same path
-# so configs, logs and job output paths are identical inside and outside.
-chroot_mounts() { printf '%s\n' "$CHROOT/proc" "$CHROOT/dev" "$CHROOT/sys" "$CHROOT$STATE"; }
+# Python prefix behind the repo's .venv, if it lives outside the repo and outside
+# /usr (a pyenv build, say), so jobs in the chroot can run the venv's Python.
+venv_python_prefix() {
+  local py prefix
+  py=$(readlink -f "$REPO/.venv/bin/python3" 2>/dev/null) && [[ -x $py ]] || return 1
+  prefix=${py%/bin/*}
+  case $prefix in ""|/|/usr|/usr/*|"$REPO"|"$REPO"/*) return 1 ;; esac
+  echo "$prefix"
+}
 
+# Bind SRC at the same path inside the chroot.
+bind_in() {
+  local src=$1 mode=$2 dst=$CHROOT$1
+  mountpoint -q "$dst" && return 0
+  mkdir -p "$dst"
+  mount --bind "$src" "$dst"
+  [[ $mode == rw ]] || mount -o remount,bind,ro "$dst"
+}
+
+# The repo (read-only, with its .venv) and $STATE (read-write, on top) appear at
+# their host paths, so configs, logs and job output paths match inside and out.
 mount_chroot() {
+  local py
   mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
-  mountpoint -q "$CHROOT/dev" || mount --bind /dev "$CHROOT/dev"
-  mountpoint -q "$CHROOT/sys" || mount --bind /sys "$CHROOT/sys"
-  mkdir -p "$CHROOT$STATE"
-  mountpoint -q "$CHROOT$STATE" || mount --bind "$STATE" "$CHROOT$STATE"
+  bind_in /dev rw
+  bind_in /sys rw
+  bind_in "$REPO" ro
+  if py=$(venv_python_prefix); then bind_in "$py" ro; fi
+  bind_in "$STATE" rw
   cp /etc/hosts "$CHROOT/etc/hosts"
 }
 
-umount_chroot() {
+# Unmount everything under DIR, newest first (stacked binds come off in order).
+umount_under() {
   local m
   while read -r m; do
-    mountpoint -q "$m" || continue
     umount "$m" 2>/dev/null || umount -l "$m"
-  done < <(chroot_mounts | tac)
+  done < <(findmnt -rn -o TARGET | grep -E "^$1(/|$)" | tac)
 }
 
 # --- configuration -----------------------------------------------------------
@@ -137,7 +162,9 @@ has_jobcomp_filetxt() { [[ -e $(plugin_dir)/jobcomp_filetxt.so ]]; }
 
 write_slurm_conf() {
   local mem cpus
-  cpus=$(nproc)
+  # Declare more CPUs than the machine has (config_overrides lets slurmd accept it), so the
+  # many short test jobs of a session run side by side instead of queueing behind each other.
+  cpus=${FB_NODE_CPUS:-16}
   # Three slurmds may share this host, so claim only half of the available memory.
   mem=$(awk '/MemAvailable/ {print int($2 / 1024 / 2)}' /proc/meminfo)
   {
@@ -169,6 +196,7 @@ MinJobAge=${FB_MIN_JOB_AGE:-300}
 KillWait=5
 MailProg=/bin/true
 OverTimeLimit=0
+SlurmdParameters=config_overrides
 NodeName=$NODE CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=cpu Nodes=$NODE Default=YES MaxTime=2:00:00 DefaultTime=00:30:00 State=UP
 PartitionName=gpu Nodes=$NODE MaxTime=2:00:00 DefaultTime=00:30:00 State=UP
@@ -396,10 +424,11 @@ fail_with_log() {
 cmd_up() {
   [[ $(id -u) == 0 ]] || die "must run as root"
   if [[ $FLAVOUR == native ]]; then
-    ensure_packages slurmctld slurmd slurmrestd slurm-client munge openssh-server curl
+    ensure_packages host slurmctld slurmd slurmrestd slurm-client munge openssh-server curl
   else
-    ensure_packages debootstrap curl
+    ensure_packages host debootstrap curl
     ensure_chroot
+    ensure_packages chroot "${CHROOT_PY_LIBS[@]}"
   fi
   mkdir -p "$STATE"
   [[ -z $CHROOT ]] || mount_chroot
@@ -419,7 +448,7 @@ cmd_up() {
 cmd_down() {
   local i
   for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do stop_daemon "${DAEMONS[i]}"; done
-  [[ -z $CHROOT ]] || umount_chroot
+  [[ -z $CHROOT ]] || umount_under "$CHROOT"
   echo "cluster $FLAVOUR is down"
 }
 
