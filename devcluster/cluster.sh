@@ -215,8 +215,13 @@ EOF
     rm "$CONF_DIR/slurm.conf.new"
   else
     mv "$CONF_DIR/slurm.conf.new" "$CONF_DIR/slurm.conf"
-    # A running cluster picks up e.g. a new FB_MIN_JOB_AGE without a restart.
-    if alive slurmctld; then in_cluster scontrol reconfigure || true; fi
+    # A running cluster picks up e.g. a new FB_MIN_JOB_AGE by reconfiguring; node
+    # changes (CPUs) need a restart, which the start loop in cmd_up then does.
+    if alive slurmctld && ! in_cluster scontrol reconfigure 2>/dev/null; then
+      echo "slurm.conf changed in a way that needs a restart; restarting slurmctld and slurmd" >&2
+      stop_daemon slurmd
+      stop_daemon slurmctld
+    fi
   fi
 }
 
