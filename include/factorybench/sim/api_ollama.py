@@ -113,7 +113,8 @@ async def _stream(request: web.Request, gen: Generation, head: str,
         async for words, last in gen.chunks():
             data = pre + b"".join(words) + post
             if last:
-                data += (final_head + json.dumps(_stats(gen), separators=(",", ":"))[1:] + "\n").encode()
+                stats = json.dumps(_stats(gen), separators=(",", ":"))[1:]  # drop the "{"
+                data += (final_head + stats + "\n").encode()
             await resp.write(data)
     except Dropped:
         drop_connection(request)

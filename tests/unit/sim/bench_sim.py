@@ -46,6 +46,22 @@ async def client(session: aiohttp.ClientSession, url: str, body: bytes, stop_at:
             e2es.append(last - t0)
 
 
+def server_view(base: str, pid: int) -> tuple[float, float, float, float, float]:
+    """(TTFT sum, count, ITL sum, count) from the server's /metrics, and its CPU seconds."""
+    import urllib.request
+    vals = {}
+    with urllib.request.urlopen(base + "/metrics") as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(("vllm:time_to_first_token_seconds_", "vllm:inter_token_latency_seconds_")):
+                name, value = line.rsplit(" ", 1)
+                vals[name.split("{")[0]] = float(value)
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (vals["vllm:time_to_first_token_seconds_sum"], vals["vllm:time_to_first_token_seconds_count"],
+            vals["vllm:inter_token_latency_seconds_sum"], vals["vllm:inter_token_latency_seconds_count"], cpu)
+
+
 async def drive(url: str, concurrency: int, tokens: int, duration: float,
                 warmup: float) -> dict[str, float]:
     body = json.dumps({"model": "sim-model", "max_tokens": tokens, "stream": True,
@@ -97,6 +113,8 @@ def main() -> None:
             pass
         e2e_truth = args.ttft_ms + (args.tokens - 1) * args.itl_ms
         for c in args.concurrency:
+            before = server_view(base, proc.pid)
+            t_start = time.perf_counter()
             r = asyncio.run(drive(base + "/v1/chat/completions", c, args.tokens,
                                   args.duration, args.warmup))
             ideal = c / (e2e_truth / 1e3)
@@ -107,6 +125,11 @@ def main() -> None:
                   f"mean={r['itl_mean_ms']:.2f} ms  E2E p50={r['e2e_p50_ms']:.1f} "
                   f"p99={r['e2e_p99_ms']:.1f} ms (truth {e2e_truth})  n={r['requests']}",
                   flush=True)
+            after = server_view(base, proc.pid)
+            d = [a - b for a, b in zip(after, before)]
+            print(f"       server-side: TTFT mean={1e3 * d[0] / d[1]:.3f} ms  "
+                  f"ITL mean={1e3 * d[2] / d[3]:.3f} ms  server CPU "
+                  f"{100 * d[4] / (time.perf_counter() - t_start):.0f}%", flush=True)
     finally:
         proc.terminate()
         proc.wait(5)
