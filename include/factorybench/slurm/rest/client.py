@@ -2,7 +2,9 @@
 
 Failures are told apart by HTTP status and SLURM error numbers, never by text:
 - no answer / 502-504 / a 5xx without SLURM errors → retried, then TransientSchedulerError;
-- 401/403 or SLURM_PROTOCOL_AUTHENTICATION_ERROR → one token refresh and retry, then AuthError;
+- 401/403/511 or SLURM_PROTOCOL_AUTHENTICATION_ERROR → one token refresh and retry, then
+  AuthError (22.05 reports a refused token only as SLURM_ERROR, -1: that also earns the
+  one refresh when the token we sent has expired or is no JWT at all);
 - anything else comes back as a `Reply` whose `errors` the caller judges (`raise_errors`).
 """
 
@@ -12,6 +14,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +23,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from factorybench.errors import AuthError, SchedulerError, TransientSchedulerError
-from factorybench.slurm.rest.tokens import TokenProvider, scrub
+from factorybench.slurm.rest.tokens import Secret, TokenProvider, jwt_expiry, scrub
 
 log = logging.getLogger("factorybench.slurm.rest")
 
 # slurm_errno.h numbers (and errno values slurmrestd passes through).
+SLURM_ERROR = -1  # "Unspecified error"
 SLURM_COMMUNICATIONS_ERRORS = frozenset({1001, 1002, 1003, 1004})  # connect/send/receive/shutdown
 SLURM_PROTOCOL_AUTHENTICATION_ERROR = 1007
 ESLURM_INVALID_JOB_ID = 2017
@@ -158,7 +162,8 @@ class RestClient:
                     raise TransientSchedulerError(scrub(f"{method} {path}: {problem} "
                                                         "(not retried: the request may have been applied)")) from None
             else:
-                if reply.status in (401, 403) or reply.numbers & AUTH_ERRORS:
+                refused = reply.status in (401, 403, 511) or bool(reply.numbers & AUTH_ERRORS)
+                if refused or (not refreshed and reply.numbers == {SLURM_ERROR} and _expired(token)):
                     if refreshed:
                         raise AuthError(scrub(f"{method} {path}: slurmrestd refused the token for user "
                                               f"{self.user!r} even after a refresh (HTTP {reply.status}"
@@ -202,6 +207,11 @@ class RestClient:
         # response, repeats no work: a refused submission is refused again.
         status, text = await _first_response(self.url, method, path, body, headers, self.timeout.total)
         return _reply(method, path, status, text)
+
+
+def _expired(token: Secret) -> bool:
+    exp = jwt_expiry(token.reveal())
+    return exp is None or exp <= time.time()
 
 
 def _reply(method: str, path: str, status: int, text: str) -> Reply:

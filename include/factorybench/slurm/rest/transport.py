@@ -119,11 +119,16 @@ class RestTransport(Transport):
         version, dialect = await self._dialect()
         reply = await self.client.call("POST", f"/slurm/{version}/job/submit", dialect.submit_body(spec),
                                        idempotent=False)
-        reply.raise_errors(f"slurmrestd {version} refused job {spec.name!r}")
         doc = reply.doc
         job_id = doc.get("job_id", (doc.get("result") or {}).get("job_id"))
         if job_id in (None, "", 0):
+            reply.raise_errors(f"slurmrestd {version} refused job {spec.name!r}")
             raise SchedulerError(f"slurmrestd {version} accepted job {spec.name!r} but returned no job id")
+        # A job id means the job is queued, whatever came with it: 22.05 reports e.g. a time
+        # limit above the partition's MaxTime as errors[] next to the id (26.05 as a warning).
+        # Raising would leave a queued job nobody tracks, so those errors are logged instead.
+        for error in reply.errors:
+            log.warning("slurmrestd %s queued job %s (%s) with an error: %s", version, job_id, spec.name, error)
         if doc.get("job_submit_user_msg"):
             log.info("job_submit plugin says: %s", doc["job_submit_user_msg"])
         log.info("submitted %s as job %s via REST %s", spec.name, job_id, version)
