@@ -9,7 +9,8 @@ import pytest
 
 from factorybench.errors import SchedulerError, TransientSchedulerError
 from factorybench.slurm.job import JobState
-from factorybench.slurm.rest import GONE_RAW_STATE, RestTransport, SlurmRestError, StaticTokenProvider
+from factorybench.slurm.rest import (GONE_RAW_STATE, CommandTokenProvider, RestTransport, SlurmRestError,
+                                      StaticTokenProvider)
 from factorybench.slurm.rest.transport import pick_version, served_versions
 from factorybench.slurm.runner import LocalRunner
 from factorybench.slurm.spec import JobSpec
@@ -273,3 +274,40 @@ async def test_output_without_a_spec_uses_the_paths_slurm_reports(tmp_path):
         await transport.close()
         await fake.close()
     assert out.stdout == "hello\n" and out.stdout_path == f"{tmp_path}/probe-8.out"
+
+
+async def test_a_queued_job_with_errors_returns_its_id_and_logs_them(caplog):
+    """22.05 answers a time limit over MaxTime with errors[] *and* a job id: the job is queued."""
+    fake = FakeSlurmrestd(versions=("v0.0.38",))
+    fake.on("POST", "/slurm/v0.0.38/job/submit", (200, {"job_id": 35, "errors": [
+        {"error_code": 2015, "error": "Requested partition configuration not available now"}]}))
+    transport = await started(fake)
+    caplog.set_level(logging.WARNING, logger="factorybench.slurm.rest")
+    try:
+        assert await transport.submit(SPEC) == "35"
+    finally:
+        await transport.close()
+        await fake.close()
+    assert any("queued job 35" in r.getMessage() and "(error 2015)" in r.getMessage() for r in caplog.records)
+
+
+async def test_slurm_error_with_an_expired_token_earns_one_refresh():
+    """22.05 reports a refused token only as SLURM_ERROR (-1); an expired token is then renewed."""
+    from .test_tokens import TokenCommand
+
+    runner = TokenCommand(lifespan=-5)  # the first token is already expired
+    tokens = CommandTokenProvider(runner, margin_s=-60)  # ...but trusted, as with a skewed clock
+    stale = (await tokens.token()).reveal()
+    runner.lifespan = 3600
+    refusal = (500, {"errors": [{"error": "Unspecified error", "error_number": -1}]})
+    running = (200, {"jobs": [{"job_id": 4, "job_state": "RUNNING"}]})
+    fake = FakeSlurmrestd(versions=("v0.0.38",))
+    fake.on("GET", "/slurm/v0.0.38/job/4",
+            lambda r: refusal if r.headers["X-SLURM-USER-TOKEN"] == stale else running)
+    transport = RestTransport(await fake.start(), "root", tokens, backoff_s=0)
+    try:
+        assert (await transport.status("4")).state is JobState.RUNNING
+        assert len(runner.commands) == 2
+    finally:
+        await transport.close()
+        await fake.close()
