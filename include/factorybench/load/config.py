@@ -89,7 +89,8 @@ class ProfileConfig(BaseModel):
     warmup_requests: int = Field(0, ge=0, description="First requests of each step excluded from statistics")
     warmup_s: float = Field(0, ge=0, description="Requests sent in the first seconds of each step are excluded")
     sweep_points: int = Field(5, ge=1, description="Sweep: number of rates between synchronous and max throughput")
-    sweep_arrival: Literal["constant", "poisson"] = Field("constant", description="Sweep: arrival process")
+    sweep_arrival: Literal["constant", "poisson"] = Field("constant",
+                                                          description="Sweep and capacity: arrival process")
     rate_lo: float | None = Field(None, gt=0, description="Capacity: a rate expected to pass (default 1 req/s)")
     rate_hi: float | None = Field(None, gt=0, description="Capacity: a rate expected to fail (found by doubling)")
     rel_tolerance: float = Field(0.05, gt=0, description="Capacity: stop when (fail - pass) / pass is below this")
@@ -137,8 +138,9 @@ class HttpTemplate(BaseModel):
 
     method: str = Field("POST", description="HTTP method")
     path: str = Field("/", description="Request path; may hold placeholders")
-    body: str | None = Field(None, description="Body template with {prompt}, {prompt_json} (JSON-quoted), {i}, {output_tokens}, {model};"
-                                     " with engine=format, literal JSON braces are doubled")
+    body: str | None = Field(None, description=(
+        "Body template with {prompt}, {prompt_json} (JSON-quoted), {i}, {output_tokens}, {model};"
+        " with engine=format, literal JSON braces are doubled"))
     engine: Literal["format", "jinja2"] = Field("format", description="str.format or Jinja2 templates")
     ok_status: list[int] = Field(default_factory=lambda: [200, 201, 204], description="Statuses that count as success")
 

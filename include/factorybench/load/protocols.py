@@ -188,7 +188,8 @@ class Adapter:
         item = self.dataset.items[item_index]
         if self._templates:
             text = item.text()
-            values = {"prompt": text, "prompt_json": json.dumps(text), "i": i, "output_tokens": item.output_tokens, "model": self.config.model}
+            values = {"prompt": text, "prompt_json": json.dumps(text), "i": i,
+                      "output_tokens": item.output_tokens, "model": self.config.model}
             path_t, body_t = self._templates
             return path_t(**values), body_t(**values).encode() if body_t else None
         body = self._cache.get(item_index)

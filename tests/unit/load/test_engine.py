@@ -96,3 +96,10 @@ def test_cli_run_writes_results(server_url: str, tmp_path: Path, capsys: pytest.
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["summary"]["requests"] == 6 and summary["config"]["dataset"]["kind"] == "bundled"
     assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 6
+
+
+def test_progress_lines_on_stderr(server_url: str, capsys: pytest.CaptureFixture) -> None:
+    profile = ProfileConfig(kind="concurrent", streams=2, max_requests=12)
+    run_load(_config(server_url, profile=profile, progress_s=0.05))
+    err = capsys.readouterr().err
+    assert "[load concurrent 2 #0]" in err and "completed" in err and "ttft p50" in err
