@@ -110,8 +110,7 @@ class RestClient:
     """The HTTP layer of the REST transport; knows nothing of jobs or versions."""
 
     def __init__(self, url: str, user: str, tokens: TokenProvider, *, timeout_s: float = 30.0,
-                 retries: int = 4, backoff_s: float = 0.5, backoff_cap_s: float = 10.0,
-                 session: aiohttp.ClientSession | None = None):
+                 retries: int = 4, backoff_s: float = 0.5, backoff_cap_s: float = 10.0):
         self.url = url.rstrip("/")
         self.user = user
         self.tokens = tokens
@@ -119,8 +118,7 @@ class RestClient:
         self.retries = retries
         self.backoff_s = backoff_s
         self.backoff_cap_s = backoff_cap_s
-        self._session = session
-        self._own_session = session is None
+        self._session: aiohttp.ClientSession | None = None  # made in the running loop, then reused
 
     def __repr__(self) -> str:
         return f"RestClient(url={self.url!r}, user={self.user!r})"
@@ -130,15 +128,13 @@ class RestClient:
         return random.uniform(0, min(self.backoff_cap_s, self.backoff_s * 2 ** attempt))
 
     async def close(self) -> None:
-        if self._session is not None and self._own_session and not self._session.closed:
+        if self._session is not None and not self._session.closed:
             await self._session.close()
-        if self._own_session:
-            self._session = None
+        self._session = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
-            self._own_session = True
         return self._session
 
     async def call(self, method: str, path: str, body: dict | None = None,
@@ -172,10 +168,7 @@ class RestClient:
                     await self.tokens.refresh(token)
                     refreshed = True
                     continue
-                transient = reply.status in (502, 503, 504) or (
-                    reply.status >= 500 and (not reply.errors or reply.numbers <= TRANSIENT_ERRORS
-                                             and bool(reply.numbers)))
-                if not transient:
+                if not _transient(reply):
                     for w in reply.warnings:
                         log.warning("slurmrestd warning on %s %s: %s", method, path, w)
                     return reply
@@ -207,6 +200,14 @@ class RestClient:
         # response, repeats no work: a refused submission is refused again.
         status, text = await _first_response(self.url, method, path, body, headers, self.timeout.total)
         return _reply(method, path, status, text)
+
+
+def _transient(reply: Reply) -> bool:
+    """A gateway error, a 5xx SLURM did not explain, or one whose SLURM errors are all
+    communication failures (slurmctld restarting). Other 5xx are SLURM's answer."""
+    if reply.status in (502, 503, 504):
+        return True
+    return reply.status >= 500 and (not reply.errors or bool(reply.numbers) and reply.numbers <= TRANSIENT_ERRORS)
 
 
 def _expired(token: Secret) -> bool:

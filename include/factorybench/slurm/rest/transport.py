@@ -14,10 +14,8 @@ import shlex
 
 from factorybench.errors import SchedulerError
 from factorybench.slurm.job import JobInfo, JobState
-from factorybench.slurm.rest.client import (ESLURM_ALREADY_DONE, ESLURM_INVALID_JOB_ID, RestClient,
-                                            SlurmRestError)
-from factorybench.slurm.rest.dialects import (DIALECTS, SUPPORTED, Dialect, db_job_info, job_info,
-                                              output_pattern, version_key)
+from factorybench.slurm.rest.client import ESLURM_ALREADY_DONE, ESLURM_INVALID_JOB_ID, RestClient
+from factorybench.slurm.rest.dialects import DIALECTS, SUPPORTED, Dialect, db_job_info, job_info, version_key
 from factorybench.slurm.rest.tokens import TokenProvider
 from factorybench.slurm.spec import JobSpec
 from factorybench.slurm.transport import CommandRunner, JobOutput, Transport, register_transport
