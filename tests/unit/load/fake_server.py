@@ -2,7 +2,8 @@
 
 Run: python fake_server.py --ttft-ms 20 --itl-ms 5. The model name selects odd
 behaviours: "long-line" (one 1 MB content chunk), "split" (3-byte writes),
-"err-429" / "err-500" (error statuses), "no-usage" (no usage chunk).
+"err-429" / "err-500" (error statuses), "no-usage" (no usage chunk), "drop" (connection
+aborted after two tokens), "stall" (no token for 30 s).
 """
 
 from __future__ import annotations
@@ -61,7 +62,13 @@ class Server:
 
         if kind == "chat":
             await send(_chunk(kind, None, role=True))  # role-only chunk at once: must not count as TTFT
-        async for _ in self._tokens(n):
+        if model == "stall":
+            await asyncio.sleep(30)
+        async for k in self._tokens(n):
+            if model == "drop" and k == 2:
+                assert request.transport is not None
+                request.transport.abort()  # connection lost mid-stream
+                return resp
             await send(_chunk(kind, "x" * 1_000_000 if model == "long-line" else "tok "))
         if model != "no-usage" and body.get("stream_options", {}).get("include_usage"):
             await send({"choices": [], "usage": usage})

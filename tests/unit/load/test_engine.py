@@ -47,9 +47,11 @@ def test_http_errors_are_classified(server_url: str, model: str, error: str) -> 
     assert result.samples[0].error_detail
 
 
-def test_connect_error(server_url: str) -> None:
-    s = run_load(_config("http://127.0.0.1:9")).summary
-    assert s.errors_by_class == {"connect": 12}
+def test_connect_dropped_and_timeout_errors(server_url: str) -> None:
+    assert run_load(_config("http://127.0.0.1:9")).summary.errors_by_class == {"connect": 12}
+    assert run_load(_config(server_url, model="drop")).summary.errors_by_class == {"dropped": 12}
+    s = run_load(_config(server_url, model="stall", timeout_s=0.2)).summary
+    assert s.errors_by_class == {"timeout": 12}
 
 
 def test_long_lines_split_writes_and_missing_usage(server_url: str) -> None:
