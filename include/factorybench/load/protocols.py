@@ -59,6 +59,7 @@ class StreamState:
 
 
 Handler = Callable[[Any, float, StreamState], None]
+_decode = json.JSONDecoder().decode  # on str: skips json.loads' encoding detection per event
 
 
 class Reader:
@@ -76,8 +77,13 @@ class Reader:
     def feed(self, data: bytes, t: float) -> None:
         framing = self._framing
         if framing == "sse":
+            pending = self._data
             for line in self._lines.feed(data):
-                self._sse_line(line, t)
+                if line[:6] == b"data: " and line[-1:] != b"\r":  # the common case, kept inline
+                    pending.append(line[6:])
+                else:
+                    self._sse_line(line, t)
+                    pending = self._data
         elif framing == "ndjson":
             for line in self._lines.feed(data):
                 if line.strip():
@@ -113,8 +119,8 @@ class Reader:
         if payload == b"[DONE]":
             return
         try:
-            obj = json.loads(payload)
-        except ValueError:
+            obj = _decode(payload.decode())
+        except ValueError:  # UnicodeDecodeError is a ValueError too
             self.state.error = f"invalid JSON ({len(payload)} bytes)"
             return
         if isinstance(obj, dict):
