@@ -311,3 +311,14 @@ async def test_slurm_error_with_an_expired_token_earns_one_refresh():
     finally:
         await transport.close()
         await fake.close()
+
+
+async def test_a_404_that_is_not_a_job_answer_is_an_error_not_a_vanished_job():
+    fake = FakeSlurmrestd(versions=("v0.0.43",))  # no route for the job: the fake's routing 404
+    transport = await started(fake)
+    try:
+        with pytest.raises(SlurmRestError, match="Unable to find path"):
+            await transport.status("5")
+    finally:
+        await transport.close()
+        await fake.close()

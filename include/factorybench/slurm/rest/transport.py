@@ -135,7 +135,8 @@ class RestTransport(Transport):
     async def status(self, job_id: str) -> JobInfo:
         version, _ = await self._dialect()
         reply = await self.client.call("GET", f"/slurm/{version}/job/{job_id}")
-        if reply.status == 404 or reply.numbers & _GONE:
+        # Gone: ESLURM_INVALID_JOB_ID, or a 404 that is a job query's answer (a routing miss has no jobs[]).
+        if reply.numbers & _GONE or (reply.status == 404 and "jobs" in reply.doc):
             return await self.history(job_id)
         reply.raise_errors(f"slurmrestd {version}: status of job {job_id}")
         jobs = [j for j in reply.doc.get("jobs") or () if str(j.get("job_id")) == str(job_id)]
