@@ -203,6 +203,16 @@ async def test_a_job_that_can_never_start_shows_slurms_reason(cluster, flavour, 
 
 
 @pytest.mark.parametrize("flavour, version", PAIRS)
+async def test_a_refused_submission_raises_with_slurms_error(cluster, flavour, version):
+    """26.05 sends such refusals twice on one connection; the first answer is still read."""
+    async with opened(cluster, version) as t:
+        with pytest.raises(SlurmRestError) as err:
+            await t.submit(spec(cluster, "fb-refused", "true", partition="nosuchpartition"))
+        assert err.value.numbers == {2000}, err.value  # ESLURM_INVALID_PARTITION_NAME
+        assert "Invalid partition name specified" in str(err.value)
+
+
+@pytest.mark.parametrize("flavour, version", PAIRS)
 async def test_more_cpus_than_exist_is_refused_or_pends_with_the_reason(cluster, flavour, version):
     async with opened(cluster, version) as t:
         try:
