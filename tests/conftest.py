@@ -48,3 +48,9 @@ def airflow_db():
 
     db.initdb()
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_ssh_logs():
+    import logging
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)

@@ -53,8 +53,8 @@ def _build(cluster: ClusterProfile, rest_conn: Any | None) -> Transport:
     else:
         command = cluster.rest.token_command or f"scontrol token lifespan={cluster.rest.token_lifespan_s}"
         tokens = CommandTokenProvider(_runner(cluster), command=command)
-    return make_transport("rest", url=url, user=user, tokens=tokens, version=cluster.rest.version,
-                          reader=_runner(cluster))
+    return make_transport("rest", url=url, user=user, token_provider=tokens, version=cluster.rest.version,
+                          workdir_reader=_runner(cluster))
 
 
 def transport_for(cluster: ClusterProfile) -> Transport:

@@ -86,6 +86,19 @@ def parse_scontrol(job_id: str, out: str) -> JobInfo | None:
                    source="scontrol")
 
 
+def sbatch_options(spec: JobSpec) -> list[str]:
+    """The spec's fields as sbatch options: they override the script's #SBATCH lines, so the
+    job gets exactly what the spec says, as it does through REST."""
+    opts = [f"--job-name={spec.name}", f"--time={spec.time_limit_min}", f"--chdir={spec.workdir}",
+            f"--output={spec.stdout}", f"--error={spec.stderr}", f"--nodes={spec.nodes}",
+            f"--ntasks={spec.ntasks}"]
+    for flag, value in (("partition", spec.partition), ("account", spec.account), ("qos", spec.qos),
+                        ("cpus-per-task", spec.cpus_per_task), ("gres", spec.gres), ("mem", spec.mem)):
+        if value:
+            opts.append(f"--{flag}={value}")
+    return opts
+
+
 @register_transport("ssh")
 class SshTransport(Transport):
     def __init__(self, runner: CommandRunner, command_timeout: float = 60, **_: object):
@@ -107,7 +120,7 @@ class SshTransport(Transport):
         blob = base64.b64encode(spec.script.encode()).decode()
         path = f"{spec.workdir.rstrip('/')}/{spec.name}.sh"
         cmd = (f"mkdir -p {shlex.quote(spec.workdir)} && echo {blob} | base64 -d > {shlex.quote(path)} && "
-               f"sbatch --parsable {shlex.quote(path)}")
+               f"sbatch --parsable {' '.join(map(shlex.quote, sbatch_options(spec)))} {shlex.quote(path)}")
         rc, out, err = await self._run(cmd)
         job_id = out.strip().split(";")[0]
         if rc != 0 or not job_id.isdigit():
