@@ -1,0 +1,115 @@
+"""The smoke DAG end to end with dag.test(): real SLURM job, real simulator, real load, real DB."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.cluster, pytest.mark.airflow, pytest.mark.timeout(420)]
+
+
+@pytest.fixture(scope="module")
+def dagbag(native_cluster, airflow_db):
+    from airflow.models.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def squeue_names() -> list[str]:
+    return subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True, check=True).stdout.split()
+
+
+def states(run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def test_dagbag_loads_every_recipe(dagbag):
+    assert dagbag.import_errors == {}
+    recipes = sorted(p.stem for p in (REPO / "recipes").glob("*.yaml"))
+    assert len(dagbag.dags) == len(recipes)
+    smoke = dagbag.dags["factorybench_smoke"]
+    assert {"plan", "submit_service", "wait_service_running", "discover_endpoint", "run_load",
+            "stop_service", "collect_service_logs", "archive", "report"} == set(smoke.task_ids)
+    assert smoke.get_task("stop_service").trigger_rule == "all_done"
+    assert [t.task_id for t in smoke.leaves] == ["report"]
+    assert smoke.get_task("wait_service_running").__class__.__name__ == "SlurmJobSensor"
+
+
+def test_broken_recipe_does_not_hide_the_others(tmp_path, monkeypatch, airflow_db):
+    from factorybench.airflow.dag_factory import build_dags
+
+    for p in (REPO / "recipes").glob("*.yaml"):
+        (tmp_path / p.name).write_text(p.read_text())
+    (tmp_path / "zz-broken.yaml").write_text((REPO / "recipes" / "smoke.yaml").read_text()
+                                             .replace("name: smoke", "name: broken").replace("readiness:", "readyness:"))
+    dags = build_dags(tmp_path)
+    assert "factorybench_smoke" in dags and "factorybench_meluxina_vllm_llama3_8b" in dags
+    broken = dags["factorybench_broken_zz_broken"]
+    assert "broken-recipe" in broken.tags and "readyness: unknown key" in broken.doc_md
+
+
+@pytest.mark.parametrize("transport", ["ssh", "rest"])
+def test_smoke_dag_end_to_end(dagbag, transport):
+    from factorybench import settings
+    from factorybench.results.db import recent_runs
+
+    dag = dagbag.dags["factorybench_smoke"]
+    run = dag.test(run_conf={"transport": transport, "max_requests": 24})
+    got = states(run)
+    assert str(run.state) == "success", got
+    assert all(s == "success" for s in got.values()), got
+    row = recent_runs(settings.results_url(), "smoke", limit=1)[0]
+    assert row["status"] == "success" and row["dag_run_id"] == run.run_id
+    assert row["requests"] == 24 - 4 and row["errors"] == 0  # 4 warm-up requests excluded
+    assert row["ttft_p50_ms"] >= 50 and row["job_ids"] and row["nodes"] == ["vm"]
+    archive = Path(row["archive_path"])
+    assert "factorybench-sim listening" in (archive / "service.out").read_text()
+    assert (archive / "load" / "summary.json").exists() and (archive / "job.sh").exists()
+    assert not [n for n in squeue_names() if n.startswith("fb-smoke-")], "the run left a job behind"
+
+
+def test_scancel_while_waiting_fails_the_dag_with_slurm_state(dagbag):
+    """Hold the node so the service pends, scancel it from outside: the sensor must fail at once."""
+    dag = dagbag.dags["factorybench_smoke"]
+    blocker = subprocess.run(["sbatch", "--parsable", "--exclusive", "-J", "fbtest-blocker", "-t", "5",
+                              "-o", "/dev/null", "--wrap", "sleep 300"], capture_output=True, text=True, check=True)
+    blocker_id = blocker.stdout.strip()
+    cancelled_at: list[float] = []
+
+    def cancel_when_pending():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            out = subprocess.run(["squeue", "-h", "-t", "PD", "-o", "%i %j"], capture_output=True, text=True).stdout
+            for line in out.splitlines():
+                job_id, name = line.split()
+                if name.startswith("fb-smoke-"):
+                    time.sleep(1.5)  # let the trigger observe it pending first
+                    subprocess.run(["scancel", job_id], check=True)
+                    cancelled_at.append(time.monotonic())
+                    return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=cancel_when_pending)
+    thread.start()
+    try:
+        run = dag.test(run_conf={"transport": "ssh"})
+    finally:
+        thread.join()
+        subprocess.run(["scancel", blocker_id])
+    finished = time.monotonic()
+    got = states(run)
+    assert cancelled_at, "the service job never pended"
+    assert str(run.state) == "failed"
+    assert got["wait_service_running"] == "failed" and got["run_load"] == "upstream_failed", got
+    assert got["stop_service"] == "success" and got["archive"] == "success", got
+    from factorybench import settings
+    from factorybench.results.db import recent_runs
+    row = recent_runs(settings.results_url(), "smoke", limit=1)[0]
+    assert row["status"] == "failed" and row["dag_run_id"] == run.run_id
+    assert not [n for n in squeue_names() if n.startswith("fb-smoke-")]
+    assert finished - cancelled_at[0] < 30  # within one poll (1 s) plus the teardown and archive tasks
