@@ -73,7 +73,7 @@ def test_smoke_dag_end_to_end(dagbag, transport):
     assert not [n for n in squeue_names() if n.startswith("fb-smoke-")], "the run left a job behind"
 
 
-def test_scancel_while_waiting_fails_the_dag_with_slurm_state(dagbag):
+def test_scancel_while_waiting_fails_the_dag_with_slurm_state(dagbag, capfd):
     """Hold the node so the service pends, scancel it from outside: the sensor must fail at once."""
     dag = dagbag.dags["factorybench_smoke"]
     blocker = subprocess.run(["sbatch", "--parsable", "--exclusive", "-J", "fbtest-blocker", "-t", "5",
@@ -112,4 +112,7 @@ def test_scancel_while_waiting_fails_the_dag_with_slurm_state(dagbag):
     row = recent_runs(settings.results_url(), "smoke", limit=1)[0]
     assert row["status"] == "failed" and row["dag_run_id"] == run.run_id
     assert not [n for n in squeue_names() if n.startswith("fb-smoke-")]
-    assert finished - cancelled_at[0] < 30  # within one poll (1 s) plus the teardown and archive tasks
+    assert finished - cancelled_at[0] < 30
+    out, err = capfd.readouterr()
+    assert "SLURM job ended before it started serving: job" in out + err
+    assert "is CANCELLED" in out + err  # within one poll (1 s) plus the teardown and archive tasks
