@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# The whole suite. Exit code 5 (no tests collected) is a failure, as CI requires.
+# The whole suite against real clusters: native Slurm 22.05 (left up), and the Slurm 24.11 and
+# 26.05 chroots for the REST version matrix (built once into .cache, brought up here and down
+# at the end). Exit code 5 (no tests collected) is a failure, as CI requires.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$FB_REPO"
+chroots=(trixie forky)
+trap 'for f in "${chroots[@]}"; do devcluster/cluster.sh down "$f" >/dev/null 2>&1; done' EXIT
+for f in "${chroots[@]}"; do
+  devcluster/cluster.sh up "$f" || echo "WARNING: cluster $f did not come up; its REST versions will be skipped"
+done
+export FB_TEST_BRING_UP=1
 python -m pytest "$@"
 rc=$?
 [ "$rc" -eq 5 ] && { echo "pytest collected no tests: failing"; exit 1; }
