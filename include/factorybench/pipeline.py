@@ -7,20 +7,25 @@ Everything passed between steps is JSON-able, because it travels through XCom.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
+import json
 import logging
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from factorybench import settings
 from factorybench.endpoint import Endpoint, discover, wait_ready
+from factorybench.errors import JobError
 from factorybench.recipe import apply_overrides, cluster_for, load_clusters, load_recipe, recipe_hash
 from factorybench.recipe.cluster import ClusterProfile
 from factorybench.recipe.schema import Recipe
 from factorybench.results import archive, db
-from factorybench.slurm.job import JobInfo
-from factorybench.slurm.script import build_job_spec
+from factorybench.slurm.job import JobInfo, JobState
+from factorybench.slurm.script import build_job_spec, job_name, sbatch_lines
 from factorybench.slurm.spec import JobSpec
 from factorybench.slurm.transport import Transport
 
@@ -105,18 +110,67 @@ def load_config(plan: Plan, endpoint: dict[str, Any]):
 
 
 def run_client(plan: Plan, endpoint: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    """Run the load locally (where=local); samples go to the archive, the summary to XCom."""
+    """Run the load here (client.where=local); samples go to the archive, the summary to XCom."""
     from factorybench.load import run_load
 
-    recipe = plan.recipe_model()
-    if recipe.client.where != "local":
-        raise NotImplementedError("client.where=slurm is run by run_client_job")
     config = load_config(plan, endpoint)
     log.info("Load: %s %s against %s", config.protocol.value, config.profile.kind, config.target)
     result = run_load(config)
     result.save(out_dir / "load")
     summary = result.summary.model_dump(mode="json")
     log.info("Load done: %s", {k: summary.get(k) for k in db.SUMMARY_UNITS})
+    return summary
+
+
+def client_job_spec(plan: Plan, endpoint: dict[str, Any]) -> JobSpec:
+    """The load client as a SLURM job of `client.tasks` tasks (srun, file barrier, exact merge).
+
+    The target is the service's node name, as compute nodes see it. The load config travels
+    base64-encoded inside the script, so no recipe value is ever parsed by the shell.
+    """
+    recipe, cluster = plan.recipe_model(), plan.cluster_model()
+    config = load_config(plan, {"url": f"http://{endpoint['node']}:{endpoint['port']}"})
+    blob = base64.b64encode(config.model_dump_json().encode()).decode()
+    res = recipe.client.resources.model_copy(update={"ntasks": recipe.client.tasks})
+    name = job_name(recipe, plan.run_tag, "client")
+    rundir = f"{cluster.workdir.rstrip('/')}/{name}"
+    header = "\n".join(f"#SBATCH {line}" for line in
+                       sbatch_lines(name, res, cluster.workdir, "%x-%j.out", "%x-%j.err"))
+    env = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in cluster.env.items())
+    script = (f"{cluster.shebang}\n{header}\nset -euo pipefail\n{env}\n"
+              f"rm -rf {shlex.quote(rundir)} && mkdir -p {shlex.quote(rundir)}\n"
+              f"echo {blob} | base64 -d > {shlex.quote(rundir + '/load.json')}\n"
+              f"srun python -m factorybench.load slurm-task --config {shlex.quote(rundir + '/load.json')} "
+              f"--dir {shlex.quote(rundir)} --json\n")
+    return JobSpec(name=name, script=script, workdir=cluster.workdir, time_limit_min=res.time_minutes,
+                   partition=res.partition, account=res.account, qos=res.qos, nodes=res.nodes,
+                   ntasks=res.ntasks, cpus_per_task=res.cpus, mem=res.mem, environment=dict(cluster.env))
+
+
+async def run_client_job(plan: Plan, endpoint: dict[str, Any], transport: Transport,
+                         out_dir: Path) -> dict[str, Any]:
+    """Submit the client job, wait for it, and take rank 0's merged summary from its stdout."""
+    spec = client_job_spec(plan, endpoint)
+    poll = plan.cluster_model().poll_interval_s
+    job_id = await transport.submit(spec)
+    log.info("load client: SLURM job %s with %d tasks", job_id, spec.ntasks)
+    try:
+        info = await transport.status(job_id)
+        while not info.terminal:
+            await asyncio.sleep(poll)
+            info = await transport.status(job_id)
+    finally:
+        if not (info := await transport.status(job_id)).terminal:
+            await transport.cancel(job_id)
+    out = await transport.output(job_id, spec)
+    archive.write_files(out_dir, {"client.out": out.stdout, "client.err": out.stderr, "client-job.sh": spec.script})
+    start, end = out.stdout.find("{"), out.stdout.rfind("}")
+    # Exit code 3 is the engine's "finished, but the client could not keep up": still a result.
+    if start < 0 or info.state not in (JobState.COMPLETED, JobState.FAILED):
+        raise JobError(f"load client job ended without a result: {info.describe()}\n{out.stderr[-2000:]}",
+                       job_id, info.state.value, info.reason)
+    summary = json.loads(out.stdout[start:end + 1])
+    log.info("Load done (%d tasks): %s", spec.ntasks, {k: summary.get(k) for k in db.SUMMARY_UNITS})
     return summary
 
 

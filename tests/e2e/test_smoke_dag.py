@@ -116,3 +116,21 @@ def test_scancel_while_waiting_fails_the_dag_with_slurm_state(dagbag, capfd):
     out, err = capfd.readouterr()
     assert "SLURM job ended before it started serving: job" in out + err
     assert "is CANCELLED" in out + err  # within one poll (1 s) plus the teardown and archive tasks
+
+
+def test_smoke_dag_with_client_as_two_task_slurm_job(dagbag):
+    """client.where=slurm: the load engine runs as `srun -n 2` on the cluster and merges exactly."""
+    from factorybench import settings
+    from factorybench.results.db import recent_runs
+
+    run = dagbag.dags["factorybench_smoke"].test(
+        run_conf={"transport": "ssh", "client_where": "slurm", "client_tasks": 2, "max_requests": 24})
+    got = states(run)
+    assert str(run.state) == "success", got
+    row = recent_runs(settings.results_url(), "smoke", limit=1)[0]
+    archive = Path(row["archive_path"])
+    client_out = (archive / "client.out").read_text()
+    assert "srun python -m factorybench.load slurm-task" in (archive / "client-job.sh").read_text()
+    assert '"requests"' in client_out
+    assert row["requests"] == 24 - 4 and row["errors"] == 0  # both tasks' samples, merged
+    assert not [n for n in squeue_names() if n.startswith("fb-smoke-")]

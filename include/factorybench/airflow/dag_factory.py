@@ -28,6 +28,8 @@ PARAMS: dict[str, tuple[str, Any, dict[str, Any]]] = {
     "partition": ("service.resources.partition", ["null", "string"], {"pattern": r"^[A-Za-z0-9_.+\-]*$"}),
     "time_limit": ("service.resources.time", "string", {"pattern": r"^[0-9:\-]+$"}),
     "port": ("service.port", ["integer", "string"], {}),
+    "client_where": ("client.where", "string", {"enum": ["local", "slurm"]}),
+    "client_tasks": ("client.tasks", "integer", {"minimum": 1, "maximum": 256}),
     "profile": ("client.profile.kind", "string",
                 {"enum": ["synchronous", "concurrent", "constant", "poisson", "gamma", "sweep", "capacity"]}),
     "streams": ("client.profile.streams", "integer", {"minimum": 1}),

@@ -68,8 +68,11 @@ class RunLoadOperator(BaseOperator):
 
     def execute(self, context) -> dict[str, Any]:
         p = Plan.from_dict(self.plan)
+        out_dir = pipeline.archive_dir(p)
+        if p.recipe_model().client.where == "slurm":
+            return _with_transport(p, lambda t: pipeline.run_client_job(p, self.endpoint, t, out_dir))
         try:
-            return pipeline.run_client(p, self.endpoint, pipeline.archive_dir(p))
+            return pipeline.run_client(p, self.endpoint, out_dir)
         except FactorybenchError as exc:
             raise AirflowException(str(exc)) from exc
 
