@@ -55,10 +55,17 @@ def _results(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    cols = ["id", "recipe", "status", "requests", "errors", "request_rate", "ttft_p50_ms", "ttft_p99_ms", "dag_run_id"]
-    print("  ".join(f"{c:>12}" for c in cols))
+    cols = ["id", "recipe", "status", "requests", "errors", "request_rate", "output_tokens_per_s",
+            "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms"]
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return str(int(v)) if v.is_integer() else f"{v:.2f}"
+        return "-" if v is None else str(v)
+
+    print("  ".join(f"{c:>{max(8, len(c))}}" for c in cols))
     for r in rows:
-        print("  ".join(f"{(f'{r.get(c):.2f}' if isinstance(r.get(c), float) else str(r.get(c))):>12}" for c in cols))
+        print("  ".join(f"{cell(r.get(c)):>{max(8, len(c))}}" for c in cols))
     return 0
 
 
