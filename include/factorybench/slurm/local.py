@@ -22,7 +22,7 @@ from pathlib import Path
 from factorybench.errors import SchedulerError
 from factorybench.slurm.job import ExitCode, JobInfo, JobState
 from factorybench.slurm.spec import JobSpec
-from factorybench.slurm.transport import JobOutput, Transport, register_transport
+from factorybench.slurm.transport import Transport, register_transport
 
 _TIMEOUT_RC = 124  # what `timeout` returns when the limit hits
 
@@ -145,16 +145,10 @@ class LocalTransport(Transport):
                     return
                 await asyncio.sleep(0.05)
 
-    async def output(self, job_id: str, spec: JobSpec | None = None, max_bytes: int = 1 << 20) -> JobOutput:
-        if spec is None:
-            return JobOutput("", "(no job spec: output paths unknown)")
-        paths = [spec.output_path(job_id, s) for s in ("stdout", "stderr")]
-        texts = []
-        for p in paths:
-            try:
-                with open(p, "rb") as f:
-                    f.seek(max(0, os.path.getsize(p) - max_bytes))
-                    texts.append(f.read().decode(errors="replace"))
-            except OSError as exc:
-                texts.append(f"(cannot read {p}: {exc.strerror})")
-        return JobOutput(texts[0], texts[1], *paths)
+    async def _tail(self, path: str, max_bytes: int) -> str:
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, os.path.getsize(path) - max_bytes))
+                return f.read().decode(errors="replace")
+        except OSError as exc:
+            return f"(cannot read {path}: {exc.strerror})"

@@ -17,7 +17,7 @@ from datetime import datetime
 from factorybench.errors import SchedulerError, TransientSchedulerError
 from factorybench.slurm.job import ExitCode, JobInfo, JobState, expand_nodelist, parse_state
 from factorybench.slurm.spec import JobSpec
-from factorybench.slurm.transport import CommandRunner, JobOutput, Transport, register_transport
+from factorybench.slurm.transport import CommandRunner, Transport, register_transport
 
 _SQUEUE_FIELDS = "%i|%T|%r|%N|%V|%S|%e|%l|%P|%j"
 _SACCT_FIELDS = "JobID,State,ExitCode,Reason,NodeList,Submit,Start,End,TimelimitRaw,Partition,JobName"
@@ -157,12 +157,6 @@ class SshTransport(Transport):
             if not info.terminal:
                 raise SchedulerError(f"scancel {job_id} failed: {err.strip()}")
 
-    async def output(self, job_id: str, spec: JobSpec | None = None, max_bytes: int = 1 << 20) -> JobOutput:
-        if spec is None:
-            return JobOutput("", "(no job spec: output paths unknown)")
-        paths = [spec.output_path(job_id, s) for s in ("stdout", "stderr")]
-        texts = []
-        for p in paths:
-            rc, out, err = await self._run(f"tail -c {int(max_bytes)} {shlex.quote(p)}")
-            texts.append(out if rc == 0 else f"(cannot read {p}: {err.strip()})")
-        return JobOutput(texts[0], texts[1], *paths)
+    async def _tail(self, path: str, max_bytes: int) -> str:
+        rc, out, err = await self._run(f"tail -c {int(max_bytes)} -- {shlex.quote(path)}")
+        return out if rc == 0 else f"(cannot read {path}: {err.strip()})"

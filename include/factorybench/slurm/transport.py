@@ -51,10 +51,18 @@ class Transport(abc.ABC):
     async def cancel(self, job_id: str) -> None:
         """Cancel; a job that already ended is not an error."""
 
-    @abc.abstractmethod
     async def output(self, job_id: str, spec: JobSpec | None = None,
                      max_bytes: int = 1 << 20) -> JobOutput:
         """The tail (at most max_bytes) of the job's stdout and stderr."""
+        if spec is None:
+            return JobOutput("", "(no job spec: output paths unknown)")
+        paths = [spec.output_path(job_id, stream) for stream in ("stdout", "stderr")]
+        stdout, stderr = await asyncio.gather(*(self._tail(p, max_bytes) for p in paths))
+        return JobOutput(stdout, stderr, *paths)
+
+    async def _tail(self, path: str, max_bytes: int) -> str:
+        """The last max_bytes of one file where the job ran, or a note saying why not."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read job output")
 
     async def close(self) -> None:
         """Release connections. Safe to call more than once."""
