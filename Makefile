@@ -24,7 +24,7 @@ cluster: install
 demo: cluster
 	bash scripts/demo.sh
 
-test: cluster
+test: install
 	bash scripts/test.sh
 
 airflow: cluster

@@ -276,6 +276,9 @@ ListenAddress 127.0.0.1:$SSH_PORT
 HostKey $SSH_DIR/ssh_host_ed25519_key
 PidFile $RUN/sshd.pid
 AuthorizedKeysFile $SSH_DIR/authorized_keys
+# The repo may live under a world-writable directory such as /tmp: the key file is ours, so
+# ownership checks on its parent directories would only refuse the login node.
+StrictModes no
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no

@@ -54,3 +54,14 @@ def airflow_db():
 def _quiet_ssh_logs():
     import logging
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under `make test` (FB_REQUIRE_CLUSTERS=1) a skipped test is a failed test: CI must never
+    pass because a cluster was missing."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("FB_REQUIRE_CLUSTERS") == "1" and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but make test requires every cluster: {report.longrepr}"

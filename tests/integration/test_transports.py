@@ -140,3 +140,32 @@ def test_cancel_from_outside_is_cancelled_within_a_poll(contract, kind):
 def test_over_time_limit_is_timeout(contract, kind):
     end = result(contract, kind)["slow_end"]["job"]
     assert end["state"] == "TIMEOUT", end
+
+
+@pytest.mark.parametrize("kind", ["ssh", "rest"])
+def test_pending_policy_cancels_a_job_that_can_never_start(native_cluster, tmp_path, kind):
+    """A time limit above the partition's MaxTime pends with PartitionTimeLimit forever."""
+    from factorybench.airflow.connections import atransport_for
+    from factorybench.airflow.triggers import SlurmJobTrigger
+    from factorybench.recipe.cluster import PendingPolicy
+
+    workdir = str(tmp_path)
+    os.chmod(workdir, 0o777)
+    profile = profile_for(kind, workdir).model_copy(
+        update={"pending": PendingPolicy(grace_s=2, max_pending_s=None)})
+
+    async def go():
+        t = await atransport_for(profile)
+        job_id = await t.submit(spec("stuck", "true", workdir, minutes=600))  # MaxTime is 2 h
+        try:
+            trigger = SlurmJobTrigger(cluster=profile.model_dump(mode="json"), job_id=job_id, poll_interval=0.5)
+            event = (await anext(trigger.run())).payload
+            return event, await t.status(job_id)
+        finally:
+            await t.cancel(job_id)
+            await t.close()
+
+    event, after = asyncio.run(go())
+    assert event["status"] == "blocked", event
+    assert "PartitionTimeLimit" in event["message"] and "does not clear" in event["message"]
+    assert after.state is JobState.CANCELLED
