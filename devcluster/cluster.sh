@@ -128,13 +128,33 @@ bind_in() {
   [[ $mode == rw ]] || mount -o remount,bind,ro "$dst"
 }
 
+# The chroot gets device nodes of its own, never a bind of the host's /dev: otherwise a
+# recursive delete of .cache while a chroot is up (or after a killed run left mounts
+# behind) would delete the host's /dev/null, /dev/urandom...
+make_chroot_dev() {
+  local d=$CHROOT/dev name type major minor
+  if mountpoint -q "$d"; then umount "$d" 2>/dev/null || umount -l "$d"; fi  # from older versions
+  mkdir -p "$d/pts" "$d/shm"
+  while read -r name type major minor; do
+    [[ -c $d/$name ]] || { rm -f "$d/$name"; mknod -m 666 "$d/$name" "$type" "$major" "$minor"; }
+  done <<'NODES'
+null c 1 3
+zero c 1 5
+full c 1 7
+random c 1 8
+urandom c 1 9
+tty c 5 0
+NODES
+  ln -sfn /proc/self/fd "$d/fd"
+}
+
 # The repo (read-only, with its .venv) and $STATE (read-write, on top) appear at
 # their host paths, so configs, logs and job output paths match inside and out.
 mount_chroot() {
   local py
   mountpoint -q "$CHROOT/proc" || mount -t proc proc "$CHROOT/proc"
-  bind_in /dev rw
-  bind_in /sys rw
+  make_chroot_dev
+  bind_in /sys ro
   bind_in "$REPO" ro
   if py=$(venv_python_prefix); then bind_in "$py" ro; fi
   bind_in "$STATE" rw

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The whole suite against real clusters: native Slurm 22.05 (left up), and the Slurm 24.11 and
-# 26.05 chroots for the REST version matrix (built once into .cache, brought up here and down
-# at the end). Exit code 5 (no tests collected) is a failure, as CI requires.
+# The whole suite against real clusters: native Slurm 22.05, and the Slurm 24.11 and 26.05
+# chroots for the REST version matrix (built once into .cache). All are brought up here and
+# down at the end. Exit code 5 (no tests collected) is a failure, as CI requires.
 set -uo pipefail
 # The tests need the real clusters: a cluster that cannot start fails the run, never skips tests.
 "$(dirname "$0")/../devcluster/cluster.sh" up native || { echo "native dev cluster failed to start"; exit 1; }
 source "$(dirname "$0")/env.sh"
 cd "$FB_REPO"
 chroots=(trixie forky)
-trap 'for f in "${chroots[@]}"; do devcluster/cluster.sh down "$f" >/dev/null 2>&1; done' EXIT
+# Everything this run started is stopped at the end, so a later run (another clone, CI) finds free ports.
+trap 'for f in native "${chroots[@]}"; do devcluster/cluster.sh down "$f" >/dev/null 2>&1; done' EXIT
 for f in "${chroots[@]}"; do
-  devcluster/cluster.sh up "$f" || echo "WARNING: cluster $f did not come up; its REST versions will be skipped"
+  devcluster/cluster.sh up "$f" || echo "ERROR: cluster $f did not come up; its REST tests will fail"
 done
 export FB_TEST_BRING_UP=1 FB_REQUIRE_CLUSTERS=1
 python -m pytest "$@"
