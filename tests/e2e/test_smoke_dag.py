@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -53,8 +54,11 @@ def test_broken_recipe_does_not_hide_the_others(tmp_path, monkeypatch, airflow_d
     assert "broken-recipe" in broken.tags and "readyness: unknown key" in broken.doc_md
 
 
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
+
+
 @pytest.mark.parametrize("transport", ["ssh", "rest"])
-def test_smoke_dag_end_to_end(dagbag, transport):
+def test_smoke_dag_end_to_end(dagbag, transport, capfd):
     from factorybench import settings
     from factorybench.results.db import recent_runs
 
@@ -71,6 +75,11 @@ def test_smoke_dag_end_to_end(dagbag, transport):
     assert "factorybench-sim listening" in (archive / "service.out").read_text()
     assert (archive / "load" / "summary.json").exists() and (archive / "job.sh").exists()
     assert not [n for n in squeue_names() if n.startswith("fb-smoke-")], "the run left a job behind"
+    # The REST run fetched JWTs from the login node: none may reach the logs or the archive.
+    out, err = capfd.readouterr()
+    assert not JWT.search(out + err)
+    assert not any(JWT.search(f.read_text(errors="replace")) for f in archive.rglob("*") if f.is_file()
+                   and f.suffix != ".parquet")
 
 
 def test_scancel_while_waiting_fails_the_dag_with_slurm_state(dagbag, capfd):

@@ -62,7 +62,6 @@ class SlurmJobSensor(BaseSensorOperator):
 
     def __init__(self, *, plan: Any, job_id: Any, target: str = "running",
                  max_wait: timedelta = timedelta(hours=12), **kwargs):
-        kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)
         self.plan = plan
         self.job_id = job_id
