@@ -12,7 +12,7 @@ log="$AIRFLOW_HOME/$run_id.log"
 echo "== running DAG factorybench_smoke (run $run_id); full log: $log"
 status=0
 airflow dags test factorybench_smoke --conf "{\"transport\": \"$FB_TRANSPORT\"}" >"$log" 2>&1 || status=$?
-grep -oE "Marking run <DagRun [^ ]+ @ [^:]+: [^,]+, state:[a-z]+" "$log" | tail -1 || true
+grep -oE "Marking run <DagRun factorybench_smoke .*> (successful|failed)" "$log" | sed -E 's/.*> /DAG run: /' | tail -1 || true
 echo "== result"
 factorybench results --limit 1
 python - <<'PY'
