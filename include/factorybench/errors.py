@@ -44,10 +44,6 @@ class JobError(FactorybenchError):
         super().__init__(message)
 
 
-class JobBlockedError(JobError):
-    """A pending job waits for something that will not come (a pending-policy verdict)."""
-
-
 class EndpointError(FactorybenchError):
     """The service's endpoint could not be found or never became ready."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from factorybench import settings
-from factorybench.endpoint import Endpoint, discover, wait_ready
+from factorybench.endpoint import discover, wait_ready
 from factorybench.errors import JobError
 from factorybench.recipe import apply_overrides, cluster_for, load_clusters, load_recipe, recipe_hash
 from factorybench.recipe.cluster import ClusterProfile
@@ -94,10 +94,6 @@ def archive_dir(plan: Plan) -> Path:
     return archive.run_dir(settings.archive_dir(), plan.recipe_model().name, plan.run_id)
 
 
-def endpoint_from(d: dict[str, Any]) -> Endpoint:
-    return Endpoint(node=d["node"], host=d["host"], port=d["port"])
-
-
 def load_config(plan: Plan, endpoint: dict[str, Any]):
     """Recipe client section + discovered endpoint → the load engine's config."""
     from factorybench.load import LoadConfig
@@ -154,13 +150,12 @@ async def run_client_job(plan: Plan, endpoint: dict[str, Any], transport: Transp
     poll = plan.cluster_model().poll_interval_s
     job_id = await transport.submit(spec)
     log.info("load client: SLURM job %s with %d tasks", job_id, spec.ntasks)
+    info: JobInfo | None = None
     try:
-        info = await transport.status(job_id)
-        while not info.terminal:
+        while (info := await transport.status(job_id)) and not info.terminal:
             await asyncio.sleep(poll)
-            info = await transport.status(job_id)
     finally:
-        if not (info := await transport.status(job_id)).terminal:
+        if info is None or not info.terminal:  # interrupted: never leave the client running
             await transport.cancel(job_id)
     out = await transport.output(job_id, spec)
     archive.write_files(out_dir, {"client.out": out.stdout, "client.err": out.stderr, "client-job.sh": spec.script})

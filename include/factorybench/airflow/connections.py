@@ -7,14 +7,18 @@ so the core SSH transport needs no Airflow import.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
 from airflow.providers.ssh.hooks.ssh import SSHHookAsync
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowException
 
+from factorybench.errors import FactorybenchError
 from factorybench.recipe.cluster import ClusterProfile
 from factorybench.slurm.runner import LocalRunner
-from factorybench.slurm.transport import Transport, make_transport
+from factorybench.slurm.transport import Transport, make_transport, run_sync
+
+T = TypeVar("T")
 
 
 class SshRunner:
@@ -60,6 +64,23 @@ def _build(cluster: ClusterProfile, rest_conn: Any | None) -> Transport:
 def transport_for(cluster: ClusterProfile) -> Transport:
     rest_conn = BaseHook.get_connection(cluster.rest.conn_id) if cluster.transport == "rest" else None
     return _build(cluster, rest_conn)
+
+
+def with_transport(cluster: ClusterProfile, step: Callable[[Transport], Awaitable[T]]) -> T:
+    """Run `step(transport)` from a synchronous task: a fresh transport, always closed, and core
+    errors turned into Airflow's (the only place that translation happens)."""
+    transport = transport_for(cluster)
+
+    async def go() -> T:
+        try:
+            return await step(transport)
+        finally:
+            await transport.close()
+
+    try:
+        return run_sync(go())
+    except FactorybenchError as exc:
+        raise AirflowException(str(exc)) from exc
 
 
 async def atransport_for(cluster: ClusterProfile) -> Transport:

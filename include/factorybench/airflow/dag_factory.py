@@ -39,22 +39,29 @@ PARAMS: dict[str, tuple[str, Any, dict[str, Any]]] = {
 }
 
 
-def _get(recipe: Recipe, dotted: str) -> Any:
-    node: Any = recipe.model_dump(mode="json")
-    for key in dotted.split("."):
-        node = node.get(key) if isinstance(node, dict) else None
-    return node
+def _defaults(recipe: Recipe) -> dict[str, Any]:
+    """Each param's value in the recipe (one dump per recipe: this runs on every DAG parse)."""
+    data = recipe.model_dump(mode="json")
+    out = {}
+    for name, (path, _, _) in PARAMS.items():
+        node: Any = data
+        for key in path.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        out[name] = node
+    return out
 
 
 def recipe_params(recipe: Recipe) -> dict[str, Param]:
-    return {name: Param(_get(recipe, path), type=typ, description=f"overrides {path}", **extra)
+    defaults = _defaults(recipe)
+    return {name: Param(defaults[name], type=typ, description=f"overrides {path}", **extra)
             for name, (path, typ, extra) in PARAMS.items()}
 
 
 def overrides_from(params: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
     """Only the params that differ from the recipe become overrides."""
+    defaults = _defaults(recipe)
     return {path: params[name] for name, (path, _, _) in PARAMS.items()
-            if name in params and params[name] != _get(recipe, path)}
+            if name in params and params[name] != defaults[name]}
 
 
 def build_dag(path: Path) -> DAG:

@@ -12,12 +12,10 @@ from typing import Any
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
-from factorybench.airflow.connections import transport_for
+from factorybench.airflow.connections import with_transport
 from factorybench.airflow.triggers import SlurmJobTrigger
-from factorybench.errors import FactorybenchError
 from factorybench.pipeline import Plan
 from factorybench.slurm.job import JobInfo, JobState
-from factorybench.slurm.transport import run_sync
 
 
 class SlurmSubmitOperator(BaseOperator):
@@ -34,18 +32,7 @@ class SlurmSubmitOperator(BaseOperator):
         plan = Plan.from_dict(self.plan)
         spec = plan.spec_model()
         self.log.info("Batch script for %s:\n%s", spec.name, spec.script)
-        transport = transport_for(plan.cluster_model())
-
-        async def submit():
-            try:
-                return await transport.submit(spec)
-            finally:
-                await transport.close()
-
-        try:
-            job_id = run_sync(submit())
-        except FactorybenchError as exc:
-            raise AirflowException(f"submit failed: {exc}") from exc
+        job_id = with_transport(plan.cluster_model(), lambda t: t.submit(spec))
         self.log.info("Submitted %s as SLURM job %s via %s", spec.name, job_id, plan.cluster["transport"])
         return job_id
 
@@ -109,20 +96,14 @@ class SlurmCancelOperator(BaseOperator):
             self.log.info("No job was submitted: nothing to cancel")
             return None
         plan = Plan.from_dict(self.plan)
-        transport = transport_for(plan.cluster_model())
+        job_id = str(self.job_id)
 
-        async def cancel():
-            try:
-                before = await transport.status(str(self.job_id))
-                if not before.terminal:
-                    await transport.cancel(str(self.job_id))
-                return before, await transport.status(str(self.job_id))
-            finally:
-                await transport.close()
+        async def cancel(transport):
+            before = await transport.status(job_id)
+            if not before.terminal:
+                await transport.cancel(job_id)
+            return before, await transport.status(job_id)
 
-        try:
-            before, after = run_sync(cancel())
-        except FactorybenchError as exc:
-            raise AirflowException(f"could not cancel job {self.job_id}: {exc}") from exc
+        before, after = with_transport(plan.cluster_model(), cancel)
         self.log.info("Before teardown: %s. After: %s", before.describe(), after.describe())
         return {"before": before.to_dict(), "after": after.to_dict()}

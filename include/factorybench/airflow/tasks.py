@@ -9,31 +9,14 @@ from airflow.sdk import BaseOperator, get_current_context
 from airflow.sdk.exceptions import AirflowException
 
 from factorybench import pipeline
-from factorybench.airflow.connections import transport_for
+from factorybench.airflow.connections import with_transport
 from factorybench.errors import FactorybenchError
 from factorybench.pipeline import Plan
 from factorybench.recipe import load_recipe
 from factorybench.results import archive as archive_store
 from factorybench.slurm.job import JobInfo
-from factorybench.slurm.transport import run_sync
 
 log = logging.getLogger("factorybench.tasks")
-
-
-def _with_transport(plan: Plan, step):
-    """Run `step(transport)` (a coroutine) with a fresh transport, always closing it."""
-    transport = transport_for(plan.cluster_model())
-
-    async def go():
-        try:
-            return await step(transport)
-        finally:
-            await transport.close()
-
-    try:
-        return run_sync(go())
-    except FactorybenchError as exc:
-        raise AirflowException(str(exc)) from exc
 
 
 def plan(recipe_path: str) -> dict[str, Any]:
@@ -51,7 +34,7 @@ def plan(recipe_path: str) -> dict[str, Any]:
 
 def discover_endpoint(plan_d: dict, job: dict, job_id: str) -> dict[str, Any]:
     p = Plan.from_dict(plan_d)
-    return _with_transport(p, lambda t: pipeline.find_endpoint(p, JobInfo.from_dict(job), t))
+    return with_transport(p.cluster_model(), lambda t: pipeline.find_endpoint(p, JobInfo.from_dict(job), t))
 
 
 class RunLoadOperator(BaseOperator):
@@ -70,7 +53,7 @@ class RunLoadOperator(BaseOperator):
         p = Plan.from_dict(self.plan)
         out_dir = pipeline.archive_dir(p)
         if p.recipe_model().client.where == "slurm":
-            return _with_transport(p, lambda t: pipeline.run_client_job(p, self.endpoint, t, out_dir))
+            return with_transport(p.cluster_model(), lambda t: pipeline.run_client_job(p, self.endpoint, t, out_dir))
         try:
             return pipeline.run_client(p, self.endpoint, out_dir)
         except FactorybenchError as exc:
@@ -80,14 +63,14 @@ class RunLoadOperator(BaseOperator):
         if self.job_id and isinstance(self.plan, dict):
             p = Plan.from_dict(self.plan)
             self.log.warning("Killed: cancelling service job %s", self.job_id)
-            _with_transport(p, lambda t: t.cancel(str(self.job_id)))
+            with_transport(p.cluster_model(), lambda t: t.cancel(str(self.job_id)))
 
 
 def collect_logs(plan_d: dict, job_id: str | None) -> dict[str, Any] | None:
     if not job_id:
         return None
     p = Plan.from_dict(plan_d)
-    out = _with_transport(p, lambda t: t.output(job_id, p.spec_model()))
+    out = with_transport(p.cluster_model(), lambda t: t.output(job_id, p.spec_model()))
     print(f"===== service job {job_id} stdout ({out.stdout_path}) =====\n{out.stdout}")
     print(f"===== service job {job_id} stderr ({out.stderr_path}) =====\n{out.stderr}")
     archive_store.write_files(pipeline.archive_dir(p), {"service.out": out.stdout, "service.err": out.stderr})
