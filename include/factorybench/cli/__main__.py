@@ -1,0 +1,5 @@
+import sys
+
+from factorybench.cli import main
+
+sys.exit(main())
