@@ -69,3 +69,30 @@ def test_header_lines_for_minimal_resources():
     from factorybench.recipe.schema import Resources
     assert sbatch_lines("n", Resources(), "/w", "o", "e") == [
         "--job-name=n", "--nodes=1", "--ntasks=1", "--time=00:30:00", "--chdir=/w", "--output=o", "--error=e"]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("partition", "cpu\n"), ("account", "p1\n"), ("qos", "\ndefault"), ("name", "fb-x\n"), ("mem", "16G\n"),
+    ("gres", "gpu:4\n"), ("workdir", "/tmp/w\n"), ("workdir", "/tmp/a b"), ("stdout", "%x-%j.out\n#SBATCH"),
+    ("environment", {"A\n": "x"}),
+])
+def test_job_spec_safety_net_matches_whole_values(field, value):
+    """JobSpec re-checks what reaches sbatch or a REST body, independently of the recipe schema."""
+    from factorybench.slurm.spec import JobSpec
+
+    good = dict(name="fb-x", script="#!/bin/bash\n", workdir="/tmp/w", time_limit_min=5)
+    JobSpec(**good)
+    with pytest.raises(ValueError):
+        JobSpec(**{**good, field: value})
+
+
+def test_secrets_never_reach_the_script(clusters, tmp_path):
+    """A recipe names its secrets; the rendered script holds neither their values nor their names'
+    values (they arrive in the job's environment at submit time)."""
+    recipe = load_recipe(REPO / "recipes" / "smoke.yaml")
+    data = recipe.model_dump(mode="json")
+    data["service"]["secrets"] = {"HF_TOKEN": {"variable": "hf_token"}}
+    recipe = Recipe.model_validate(data)
+    spec = build_job_spec(recipe, clusters["dev"], "abc123", "h")
+    assert "HF_TOKEN" not in spec.script and "hf_token" not in spec.script
+    assert "HF_TOKEN" not in spec.environment

@@ -18,8 +18,10 @@ import socket
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Mapping
 
 from factorybench.errors import SchedulerError
+from factorybench.slurm.cluster_state import ClusterState, NodeState, PartitionState, queued
 from factorybench.slurm.job import ExitCode, JobInfo, JobState
 from factorybench.slurm.spec import JobSpec
 from factorybench.slurm.transport import Transport, register_transport
@@ -68,7 +70,7 @@ class LocalTransport(Transport):
             f.write(str(n))
         return str(n)
 
-    async def submit(self, spec: JobSpec) -> str:
+    async def submit(self, spec: JobSpec, secrets: Mapping[str, str] | None = None) -> str:
         job_id = self._next_id()
         jobdir = self._dir(job_id)
         jobdir.mkdir()
@@ -81,7 +83,9 @@ class LocalTransport(Transport):
             jobdir=q(str(jobdir)), workdir=q(spec.workdir), job_id=job_id, name=q(spec.name),
             node=q(socket.gethostname()), ntasks=spec.ntasks, seconds=spec.time_limit_min * 60,
             stdout=q(spec.output_path(job_id, "stdout")), stderr=q(spec.output_path(job_id, "stderr"))))
-        env = {**os.environ, **spec.environment}
+        # Secrets reach the job through its environment only (readable by this user and root, as
+        # under SLURM); they are written to no file.
+        env = {**os.environ, **spec.environment, **(secrets or {})}
         # setsid -f double-forks: the job outlives the submitting task and is never our zombie.
         subprocess.run(["setsid", "-f", "bash", str(jobdir / "run.sh")], env=env, check=True,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -145,6 +149,17 @@ class LocalTransport(Transport):
                     return
                 await asyncio.sleep(0.05)
 
+    async def cluster_state(self) -> ClusterState:
+        """This machine as a one-node partition `local`; the queue is its running local jobs."""
+        ids = sorted((p.name for p in self.root.glob("[0-9]*") if p.name.isdigit()), key=int)
+        jobs = queued([await self.status(job_id) for job_id in ids])
+        host, cpus = socket.gethostname(), os.cpu_count() or 1
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+        word = "mixed" if jobs else "idle"
+        node = NodeState(name=host, state=word, raw_state=word.upper(), partitions=("local",), cpus=cpus,
+                         memory_mb=memory)
+        return ClusterState("local", (PartitionState("local", "UP", True, (host,), cpus),), (node,), jobs)
+
     async def _tail(self, path: str, max_bytes: int) -> str:
         try:
             with open(path, "rb") as f:
@@ -152,3 +167,13 @@ class LocalTransport(Transport):
                 return f.read().decode(errors="replace")
         except OSError as exc:
             return f"(cannot read {path}: {exc.strerror})"
+
+    async def fetch(self, path: str, max_bytes: int = 256 << 20) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(max_bytes + 1)
+        except OSError as exc:
+            raise SchedulerError(f"cannot read {path}: {exc.strerror}") from None
+        if len(data) > max_bytes:
+            raise SchedulerError(f"{path} is larger than {max_bytes} bytes; not fetched")
+        return data

@@ -22,12 +22,17 @@ class LocalRunner:
         self.prefix = list(prefix or [])
 
     async def run(self, command: str, timeout: float | None = 60) -> tuple[int, str, str]:
+        return await self.run_with_input(command, None, timeout)
+
+    async def run_with_input(self, command: str, stdin: str | None,
+                             timeout: float | None = 60) -> tuple[int, str, str]:
+        """`run`, with `stdin` fed to the command (None: /dev/null)."""
         argv = [*self.prefix, "bash", "-c", command]
         proc = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL)
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE)
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            out, err = await asyncio.wait_for(proc.communicate(None if stdin is None else stdin.encode()), timeout)
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()

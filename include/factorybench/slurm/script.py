@@ -1,17 +1,19 @@
 """Recipe → JobSpec: render the batch script from a Jinja2 template.
 
 Recipe values never reach the shell unquoted: words are `shlex.quote`d, names are
-validated by the schema and by `JobSpec`, and the only expansion left to the shell
-is `${FB_PORT}`, which the recipe's `{port}` placeholder stands for.
+validated by the schema and by `JobSpec`, and the only expansions left to the shell
+are `${FB_PORT}` and `${FB_HOST}`, which the recipe's `{port}` and `{host}` placeholders stand for.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from functools import lru_cache
 
 import jinja2
 
+from factorybench.monitoring import exporters
 from factorybench.recipe.cluster import ClusterProfile
 from factorybench.recipe.schema import Recipe, Resources
 from factorybench.slurm.spec import JobSpec
@@ -29,12 +31,20 @@ def _template() -> jinja2.Template:
 
 
 def quote_word(word: str, model: str | None) -> str:
-    """Shell-quote one argv word, letting `{port}` expand to ${FB_PORT} and `{model}` to the model."""
-    if model is not None:
-        word = word.replace("{model}", model)
-    pieces = word.split("{port}")
-    quoted = [shlex.quote(p) if p else "" for p in pieces]
-    return '"${FB_PORT}"'.join(quoted) or "''"
+    """Shell-quote one argv word, letting `{port}` expand to ${FB_PORT}, `{host}` to ${FB_HOST} (the
+    address of the node the word runs on) and `{model}` to the model. One pass: a model name that
+    itself contains `{port}` stays literal."""
+    out = []
+    for piece in re.split(r"(\{port\}|\{host\}|\{model\})", word):
+        if piece == "{port}":
+            out.append('"${FB_PORT}"')
+        elif piece == "{host}":
+            out.append('"${FB_HOST}"')
+        elif piece == "{model}" and model is not None:
+            out.append(shlex.quote(model))
+        elif piece:
+            out.append(shlex.quote(piece))
+    return "".join(out) or "''"
 
 
 def service_port(recipe: Recipe, job_id: str) -> int:
@@ -81,6 +91,7 @@ def build_job_spec(recipe: Recipe, cluster: ClusterProfile, run_tag: str, recipe
     name = job_name(recipe, run_tag)
     stdout, stderr = "%x-%j.out", "%x-%j.err"
     env = {**cluster.env, **recipe.service.env}
+    replicas = res.nodes if res.nodes > 1 and recipe.service.serve_on == "every-node" else 0
     port_expr = (f"$(( {AUTO_PORT_BASE} + SLURM_JOB_ID % {AUTO_PORT_SPAN} ))"
                  if recipe.service.port == "auto" else str(int(recipe.service.port)))
     script = _template().render(
@@ -91,6 +102,9 @@ def build_job_spec(recipe: Recipe, cluster: ClusterProfile, run_tag: str, recipe
         env=[(k, shlex.quote(v)) for k, v in env.items()],
         port_expr=port_expr,
         launch=" ".join(launch_words(recipe)),
+        replicas=replicas,
+        host=bool(replicas) or any("{host}" in w for w in [*recipe.service.command, *recipe.service.args]),
+        monitoring=exporters.block(recipe, cluster, run_tag),  # exporters beside the service, or None
     )
     return JobSpec(
         name=name, script=script, workdir=cluster.workdir, time_limit_min=res.time_minutes,

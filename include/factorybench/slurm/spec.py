@@ -3,6 +3,11 @@
 A spec is built from a recipe by `factorybench.slurm.script.build_job_spec`, and each
 transport turns it into its own request (sbatch arguments, a REST body, a subprocess).
 Values are validated here so that nothing unsafe reaches a shell or a batch header.
+
+The value patterns below are the one definition of what may reach an `#SBATCH` line, a
+command line or a file name; the recipe schema and the trigger Params use them too. They
+are always matched whole (`re.fullmatch`): Python's `$` also matches before a trailing
+newline, and `"cpu\\n"` must not pass for `cpu`.
 """
 
 from __future__ import annotations
@@ -10,21 +15,47 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+
+@dataclass(frozen=True)
+class ValuePattern:
+    """A regular expression a whole value must match, and what it means in words."""
+
+    core: str
+    what: str
+
+    @property
+    def json(self) -> str:
+        """The pattern for a JSON schema (Airflow Params): anchored so that both Python's `re.search`
+        (jsonschema) and ECMA's RegExp (the trigger form) reject a trailing newline."""
+        return f"^(?:{self.core})$(?!\\n)"
+
+    def matches(self, value: object) -> bool:
+        return isinstance(value, str) and re.fullmatch(self.core, value) is not None
+
+    def check(self, value: str, label: str = "") -> str:
+        """The value itself when it matches whole; ValueError naming the rule otherwise."""
+        if not self.matches(value):
+            raise ValueError(f"{label + ': ' if label else ''}{value!r} is not {self.what}")
+        return value
+
+
 # Conservative: what SLURM itself accepts for names, partitions, accounts and QOS.
-_SAFE_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MEM = re.compile(r"^\d+[KMGT]?$")
-_GRES = re.compile(r"^[A-Za-z0-9_]+(:[A-Za-z0-9_.\-]+)?(:\d+)?$")
+WORD = ValuePattern(r"[A-Za-z0-9][A-Za-z0-9_.+\-]*",
+                    "a plain SLURM name (letters, digits, '_', '.', '+', '-'; no spaces or newlines)")
+TIME = ValuePattern(r"(?:\d{1,5}-)?\d{1,6}(?::\d{1,6}){0,2}",
+                    "a SLURM time (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)")
+MEM = ValuePattern(r"\d{1,12}[KMGT]?", "a memory size such as 4096, 16G or 512M")
+GRES = ValuePattern(r"[A-Za-z0-9_]+(?::[A-Za-z0-9_.\-]+)?(?::\d+)?", "a GRES such as gpu:4 or gpu:a100:4")
+ENV_NAME = ValuePattern(r"[A-Za-z_][A-Za-z0-9_]*", "a valid environment variable name")
+MODULE = ValuePattern(r"[A-Za-z0-9][A-Za-z0-9_.+\-/]*", "a module name such as Apptainer/1.3.6-GCCcore-13.3.0")
+# Directories and output patterns on the cluster: absolute, no whitespace, quotes or shell syntax.
+PATH = ValuePattern(r"/[A-Za-z0-9_.,+\-/@~%]*", "an absolute path of letters, digits and _.,+-/@~% only")
+OUTPUT = ValuePattern(r"[A-Za-z0-9_.,+\-/@~%]+", "an output file pattern of letters, digits and _.,+-/@~% only")
 
 
 def check_word(value: str | None, what: str) -> str | None:
     """Reject anything that is not a plain SLURM word (no spaces, quotes or shell syntax)."""
-    if value is None:
-        return None
-    if not _SAFE_WORD.match(value):
-        raise ValueError(f"{what}: {value!r} is not a valid SLURM name "
-                         "(letters, digits, '_', '.', '+', '-' only)")
-    return value
+    return None if value is None else WORD.check(value, what)
 
 
 @dataclass(frozen=True)
@@ -49,21 +80,19 @@ class JobSpec:
         check_word(self.name, "job name")
         for attr in ("partition", "account", "qos"):
             check_word(getattr(self, attr), attr)
-        if self.mem is not None and not _MEM.match(self.mem):
-            raise ValueError(f"mem: {self.mem!r} must look like 4096, 16G or 512M")
-        if self.gres is not None and not _GRES.match(self.gres):
-            raise ValueError(f"gres: {self.gres!r} must look like gpu:4 or gpu:a100:4")
+        if self.mem is not None:
+            MEM.check(self.mem, "mem")
+        if self.gres is not None:
+            GRES.check(self.gres, "gres")
         for k in self.environment:
-            if not _ENV_NAME.match(k):
-                raise ValueError(f"environment: {k!r} is not a valid variable name")
+            ENV_NAME.check(k, "environment")
         if self.time_limit_min <= 0:
             raise ValueError("time limit must be positive")
         if self.nodes < 1 or self.ntasks < 1:
             raise ValueError("nodes and ntasks must be at least 1")
-        for attr in ("stdout", "stderr", "workdir"):
-            v = getattr(self, attr)
-            if any(c in v for c in "\n\r\0"):
-                raise ValueError(f"{attr}: must be a single line")
+        PATH.check(self.workdir, "workdir")
+        OUTPUT.check(self.stdout, "stdout")
+        OUTPUT.check(self.stderr, "stderr")
 
     def output_path(self, job_id: str, stream: str = "stdout") -> str:
         """Resolve %x/%j in the output pattern the way SLURM does."""

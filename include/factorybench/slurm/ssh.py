@@ -13,11 +13,14 @@ import base64
 import re
 import shlex
 from datetime import datetime
+from typing import Mapping, Sequence
 
 from factorybench.errors import SchedulerError, TransientSchedulerError
+from factorybench.secrets import export_lines, redact
+from factorybench.slurm.cluster_state import ClusterState, NodeState, PartitionState, gpus, node_state, queued
 from factorybench.slurm.job import ExitCode, JobInfo, JobState, expand_nodelist, parse_state
 from factorybench.slurm.spec import JobSpec
-from factorybench.slurm.transport import CommandRunner, Transport, register_transport
+from factorybench.slurm.transport import CommandRunner, Transport, fetch_through, register_transport
 
 _SQUEUE_FIELDS = "%i|%T|%r|%N|%V|%S|%e|%l|%P|%j"
 _SACCT_FIELDS = "JobID,State,ExitCode,Reason,NodeList,Submit,Start,End,TimelimitRaw,Partition,JobName"
@@ -86,6 +89,62 @@ def parse_scontrol(job_id: str, out: str) -> JobInfo | None:
                    source="scontrol")
 
 
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def _fields(line: str) -> dict[str, str]:
+    """One `scontrol show ... -o` line as {key: value} (values may hold spaces)."""
+    return {k: v.strip() for k, v in _KV.findall(line.strip())}
+
+
+def parse_scontrol_nodes(out: str) -> tuple[NodeState, ...]:
+    """`scontrol show node -o`: one node per line."""
+    nodes = []
+    for line in out.splitlines():
+        kv = _fields(line)
+        if "NodeName" not in kv:
+            continue
+        word, raw = node_state(kv.get("State"))
+        used = kv.get("GresUsed")
+        nodes.append(NodeState(
+            name=kv["NodeName"], state=word, raw_state=raw,
+            partitions=tuple(p for p in (kv.get("Partitions") or "").split(",") if p),
+            cpus=_int(kv.get("CPUTot")), cpus_alloc=_int(kv.get("CPUAlloc")), memory_mb=_int(kv.get("RealMemory")),
+            memory_alloc_mb=_int(kv.get("AllocMem")), gpus=gpus(kv.get("Gres"), kv.get("CfgTRES")),
+            gpus_used=gpus(used if used else None, kv.get("AllocTRES")),
+            reason=kv.get("Reason") if kv.get("Reason") not in (None, "", "None", "(null)") else None))
+    return tuple(nodes)
+
+
+def parse_scontrol_partitions(out: str) -> tuple[PartitionState, ...]:
+    """`scontrol show partition -o`: one partition per line."""
+    parts = []
+    for line in out.splitlines():
+        kv = _fields(line)
+        if "PartitionName" not in kv:
+            continue
+        parts.append(PartitionState(name=kv["PartitionName"], state=kv.get("State"), default=kv.get("Default") == "YES",
+                                    nodes=expand_nodelist(kv.get("Nodes")), total_cpus=_int(kv.get("TotalCPUs")),
+                                    max_time_s=_minutes(kv.get("MaxTime"))))
+    return tuple(parts)
+
+
+def parse_queue(out: str) -> tuple[JobInfo, ...]:
+    """squeue lines in _SQUEUE_FIELDS: factorybench's jobs that have not ended."""
+    jobs = (parse_squeue(line.split("|", 1)[0].strip().split("_")[0], line) for line in out.splitlines())
+    return queued(j for j in jobs if j is not None)
+
+
+_SECTION = "----factorybench----"
+
+
+def _gone(job_id: str) -> JobInfo:
+    """A job neither squeue, sacct nor scontrol knows: UNKNOWN, never COMPLETED."""
+    return JobInfo(job_id=job_id, state=JobState.UNKNOWN, raw_state="finished, state unknown",
+                   reason="job left slurmctld and no accounting record exists", source="ssh")
+
+
 def sbatch_options(spec: JobSpec) -> list[str]:
     """The spec's fields as sbatch options: they override the script's #SBATCH lines, so the
     job gets exactly what the spec says, as it does through REST."""
@@ -105,9 +164,13 @@ class SshTransport(Transport):
         self.runner = runner
         self.timeout = command_timeout
 
-    async def _run(self, command: str) -> tuple[int, str, str]:
+    async def _run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
         try:
-            return await self.runner.run(command, timeout=self.timeout)
+            if stdin is None:
+                return await self.runner.run(command, timeout=self.timeout)
+            if not hasattr(self.runner, "run_with_input"):
+                raise SchedulerError(f"{type(self.runner).__name__} cannot pass secrets (no stdin support)")
+            return await self.runner.run_with_input(command, stdin, timeout=self.timeout)
         except (OSError, TimeoutError) as exc:
             raise TransientSchedulerError(f"login node unreachable: {type(exc).__name__}: {exc}") from exc
         except SchedulerError:
@@ -115,16 +178,25 @@ class SshTransport(Transport):
         except Exception as exc:  # asyncssh/paramiko errors have no common base we can import here
             raise TransientSchedulerError(f"SSH command failed: {type(exc).__name__}: {exc}") from exc
 
-    async def submit(self, spec: JobSpec) -> str:
+    async def submit(self, spec: JobSpec, secrets: Mapping[str, str] | None = None) -> str:
         # The script travels base64-encoded: no quoting of its contents can go wrong.
         blob = base64.b64encode(spec.script.encode()).decode()
         path = f"{spec.workdir.rstrip('/')}/{spec.name}.sh"
+        options = sbatch_options(spec)
+        # Secrets come in through the channel's stdin as `export NAME='value'` lines, so sbatch
+        # passes them to the job in its environment; the command line (`ps`) shows only `eval`.
+        env = 'eval "$(cat)" && ' if secrets else ""
+        if secrets:
+            options.append("--export=ALL")
         cmd = (f"mkdir -p {shlex.quote(spec.workdir)} && echo {blob} | base64 -d > {shlex.quote(path)} && "
-               f"sbatch --parsable {' '.join(map(shlex.quote, sbatch_options(spec)))} {shlex.quote(path)}")
-        rc, out, err = await self._run(cmd)
+               f"{env}sbatch --parsable {' '.join(map(shlex.quote, options))} {shlex.quote(path)}")
+        if secrets:
+            rc, out, err = await self._run(cmd, stdin=export_lines(secrets))
+        else:
+            rc, out, err = await self._run(cmd)
         job_id = out.strip().split(";")[0]
         if rc != 0 or not job_id.isdigit():
-            raise SchedulerError(f"sbatch refused {spec.name}: {(err or out).strip()}")
+            raise SchedulerError(redact(f"sbatch refused {spec.name}: {(err or out).strip()}", secrets))
         return job_id
 
     async def status(self, job_id: str) -> JobInfo:
@@ -145,8 +217,41 @@ class SshTransport(Transport):
         # The CLI reports "unknown job" and "controller down" only as text, both with rc 1.
         if rc != 0 and "Invalid job id" not in err:
             raise TransientSchedulerError(f"squeue failed, slurmctld may be down: {err.strip()}")
-        return JobInfo(job_id=job_id, state=JobState.UNKNOWN, raw_state="finished, state unknown",
-                       reason="job left slurmctld and no accounting record exists", source="ssh")
+        return _gone(job_id)
+
+    async def statuses(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """One `squeue --jobs=a,b,c` for every job; sacct, then scontrol, only for the jobs that left
+        squeue's view or ended (as `status` does for one). squeue answers an id it no longer knows with
+        silence when others are listed, and with "Invalid job id" when all are unknown."""
+        ids = list(dict.fromkeys(str(j) for j in job_ids))
+        if bad := [j for j in ids if not j.isdigit()]:
+            raise SchedulerError(f"invalid job id {bad[0]!r}")
+        if not ids:
+            return {}
+        rc, out, err = await self._run(f"squeue -h -t all --jobs={','.join(ids)} -o '{_SQUEUE_FIELDS}'")
+        seen = {j: parse_squeue(j, out) for j in ids}
+        found = {j: info for j, info in seen.items() if info is not None and not info.terminal}
+        left = [j for j in ids if j not in found]
+        if left:
+            found |= await self._finals(left)
+        missing = [j for j in ids if j not in found and seen[j] is None]
+        if missing and rc != 0 and "Invalid job id" not in err:
+            raise TransientSchedulerError(f"squeue failed, slurmctld may be down: {err.strip()}")
+        return {j: found.get(j) or seen[j] or _gone(j) for j in ids}
+
+    async def _finals(self, ids: list[str]) -> dict[str, JobInfo]:
+        """Final states of jobs that left squeue: sacct for all at once, scontrol for what it lacks."""
+        sacct_rc, sacct_out, _ = await self._run(f"sacct -X -n -P -j {','.join(ids)} -o {_SACCT_FIELDS}")
+        finals = {j: info for j in ids if sacct_rc == 0 and (info := parse_sacct(j, sacct_out)) is not None}
+        rest = [j for j in ids if j not in finals]
+        if rest:
+            _, ctl_out, _ = await self._run("; ".join(f"scontrol show job -o {j}" for j in rest))
+            for line in ctl_out.splitlines():
+                job_id = _KV.match(line.strip())
+                info = parse_scontrol(job_id.group(2).strip(), line) if job_id and job_id.group(1) == "JobId" else None
+                if info is not None and info.job_id in rest:
+                    finals[info.job_id] = info
+        return finals
 
     async def cancel(self, job_id: str) -> None:
         if not str(job_id).isdigit():
@@ -157,6 +262,21 @@ class SshTransport(Transport):
             if not info.terminal:
                 raise SchedulerError(f"scancel {job_id} failed: {err.strip()}")
 
+    async def cluster_state(self) -> ClusterState:
+        """Nodes and partitions from scontrol, the queue from squeue: one login-node round trip."""
+        rc, out, err = await self._run(f"scontrol show node -o && echo {_SECTION} && scontrol show partition -o && "
+                                       f"echo {_SECTION} && squeue -h -o '{_SQUEUE_FIELDS}'")
+        sections = out.split(f"{_SECTION}\n")
+        if rc != 0 or len(sections) != 3:
+            raise TransientSchedulerError(f"cannot read the cluster's state, slurmctld may be down: "
+                                          f"{(err or out).strip()[:300] or f'exit {rc}'}")
+        nodes, partitions, queue = sections
+        return ClusterState("ssh (scontrol, squeue)", parse_scontrol_partitions(partitions),
+                            parse_scontrol_nodes(nodes), parse_queue(queue))
+
     async def _tail(self, path: str, max_bytes: int) -> str:
         rc, out, err = await self._run(f"tail -c {int(max_bytes)} -- {shlex.quote(path)}")
         return out if rc == 0 else f"(cannot read {path}: {err.strip()})"
+
+    async def fetch(self, path: str, max_bytes: int = 256 << 20) -> bytes:
+        return await fetch_through(self._run, path, max_bytes)

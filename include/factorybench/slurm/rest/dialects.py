@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
+from factorybench.slurm.cluster_state import NodeState, PartitionState, gpus, node_state
 from factorybench.slurm.job import ExitCode, JobInfo, expand_nodelist, parse_state
 from factorybench.slurm.spec import JobSpec
 
@@ -117,6 +118,38 @@ def db_job_info(record: dict, version: str) -> JobInfo:
     )
 
 
+def node_info(record: dict) -> NodeState:
+    """One `nodes[]` entry of GET /slurm/vX/nodes. v0.0.37/38 give the state as a word with
+    separate `state_flags` ("mixed", ["DRAIN"]); v0.0.39+ as a list (["MIXED", "DRAIN"])."""
+    word, raw = node_state(record.get("state"), record.get("state_flags") or ())
+    return NodeState(
+        name=str(record.get("name")), state=word, raw_state=raw,
+        partitions=tuple(record.get("partitions") or ()), cpus=number(record.get("cpus")),
+        cpus_alloc=number(record.get("alloc_cpus")), memory_mb=number(record.get("real_memory")),
+        memory_alloc_mb=number(record.get("alloc_memory")),
+        gpus=gpus(_text(record.get("gres")), _text(record.get("tres"))),
+        gpus_used=gpus(_text(record.get("gres_used")), _text(record.get("tres_used"))),
+        reason=_text(record.get("reason")))
+
+
+def partition_info(record: dict) -> PartitionState:
+    """One `partitions[]` entry of GET /slurm/vX/partitions. v0.0.37/38 are flat (`state`,
+    `nodes`, `total_cpus`, `max_time_limit`, flags ["default"]); v0.0.39+ nest them
+    (`partition.state` from v0.0.40 on, `nodes.configured`, `cpus.total`, `maximums.time`;
+    flags ["DEFAULT"] only where the server reports it, 26.05)."""
+    nodes, cpus, maximums = record.get("nodes"), record.get("cpus"), record.get("maximums")
+    nested = record.get("partition") if isinstance(record.get("partition"), dict) else {}
+    state = nested.get("state", record.get("state"))
+    state = (state[0] if state else None) if isinstance(state, list) else state
+    limit = number(maximums.get("time")) if isinstance(maximums, dict) else number(record.get("max_time_limit"))
+    return PartitionState(
+        name=str(record.get("name")), state=_text(state.upper() if isinstance(state, str) else None),
+        default="DEFAULT" in {str(f).upper() for f in record.get("flags") or ()},
+        nodes=expand_nodelist(_text(nodes.get("configured") if isinstance(nodes, dict) else nodes)),
+        total_cpus=number(cpus.get("total") if isinstance(cpus, dict) else record.get("total_cpus")),
+        max_time_s=limit * 60 if limit is not None and limit >= 0 else None)
+
+
 # --- writing: one class per shape change ----------------------------------------------
 
 class ScriptTopLevel:
@@ -213,9 +246,10 @@ class Dialect:
     nodes: NodeRange | NodeMinMax
     gres: GresField | TresPerNode
 
-    def submit_body(self, spec: JobSpec) -> dict:
-        """Every sbatch option as a body field: the #SBATCH header is not read by slurmrestd."""
-        env = {"PATH": DEFAULT_PATH, **spec.environment}
+    def submit_body(self, spec: JobSpec, secrets: Mapping[str, str] | None = None) -> dict:
+        """Every sbatch option as a body field: the #SBATCH header is not read by slurmrestd.
+        Secrets join the job's `environment`, the only place they are sent."""
+        env = {"PATH": DEFAULT_PATH, **spec.environment, **(secrets or {})}
         job: dict[str, Any] = {
             "name": spec.name,
             "current_working_directory": spec.workdir,

@@ -17,6 +17,7 @@ import re
 import time
 
 from factorybench.errors import AuthError
+from factorybench.secrets import amask
 from factorybench.slurm.transport import CommandRunner
 
 log = logging.getLogger("factorybench.slurm.rest")
@@ -98,8 +99,12 @@ class StaticTokenProvider(TokenProvider):
         self._token = token if isinstance(token, Secret) else Secret(token.strip())
         if not self._token.reveal():
             raise ValueError("empty SLURM token")
+        self._masked = False
 
     async def token(self) -> Secret:
+        if not self._masked:
+            await amask(self._token.reveal())
+            self._masked = True
         return self._token
 
     async def refresh(self, rejected: Secret | None = None) -> Secret:
@@ -157,6 +162,7 @@ class CommandTokenProvider(TokenProvider):
             raise AuthError(f"token command {self.command!r} failed (exit {rc}): "
                             f"{scrub(err.strip() or out.strip())[:300] or 'no SLURM_JWT= in its output'}")
         value = match.group(1).strip().strip("'\"")
+        await amask(value)  # Airflow's log masker, where the Airflow layer registered it
         self._token = Secret(value)
         self._expires = jwt_expiry(value)
         left = "unknown" if self._expires is None else f"{self._expires - time.time():.0f}s"

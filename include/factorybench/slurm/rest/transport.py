@@ -11,14 +11,18 @@ import asyncio
 import logging
 import re
 import shlex
+from typing import Mapping, Sequence
 
 from factorybench.errors import SchedulerError
+from factorybench.secrets import redact
 from factorybench.slurm.job import JobInfo, JobState
 from factorybench.slurm.rest.client import ESLURM_ALREADY_DONE, ESLURM_INVALID_JOB_ID, RestClient
-from factorybench.slurm.rest.dialects import DIALECTS, SUPPORTED, Dialect, db_job_info, job_info, version_key
+from factorybench.slurm.cluster_state import ClusterState, queued
+from factorybench.slurm.rest.dialects import (DIALECTS, SUPPORTED, Dialect, db_job_info, job_info, node_info,
+                                              partition_info, version_key)
 from factorybench.slurm.rest.tokens import TokenProvider
 from factorybench.slurm.spec import JobSpec
-from factorybench.slurm.transport import CommandRunner, JobOutput, Transport, register_transport
+from factorybench.slurm.transport import CommandRunner, JobOutput, Transport, fetch_through, register_transport
 
 log = logging.getLogger("factorybench.slurm.rest")
 
@@ -113,9 +117,17 @@ class RestTransport(Transport):
         version = self._version or await self.detect_version()
         return version, DIALECTS[version]
 
-    async def submit(self, spec: JobSpec) -> str:
+    async def submit(self, spec: JobSpec, secrets: Mapping[str, str] | None = None) -> str:
+        try:
+            return await self._submit(spec, secrets)
+        except SchedulerError as exc:
+            if secrets:  # an error may echo what was sent: hide the values before anyone logs it
+                exc.args = (redact(str(exc), secrets),)
+            raise
+
+    async def _submit(self, spec: JobSpec, secrets: Mapping[str, str] | None) -> str:
         version, dialect = await self._dialect()
-        reply = await self.client.call("POST", f"/slurm/{version}/job/submit", dialect.submit_body(spec),
+        reply = await self.client.call("POST", f"/slurm/{version}/job/submit", dialect.submit_body(spec, secrets),
                                        idempotent=False)
         doc = reply.doc
         job_id = doc.get("job_id", (doc.get("result") or {}).get("job_id"))
@@ -126,7 +138,8 @@ class RestTransport(Transport):
         # limit above the partition's MaxTime as errors[] next to the id (26.05 as a warning).
         # Raising would leave a queued job nobody tracks, so those errors are logged instead.
         for error in reply.errors:
-            log.warning("slurmrestd %s queued job %s (%s) with an error: %s", version, job_id, spec.name, error)
+            log.warning("slurmrestd %s queued job %s (%s) with an error: %s", version, job_id, spec.name,
+                        redact(str(error), secrets))
         if doc.get("job_submit_user_msg"):
             log.info("job_submit plugin says: %s", doc["job_submit_user_msg"])
         log.info("submitted %s as job %s via REST %s", spec.name, job_id, version)
@@ -143,6 +156,19 @@ class RestTransport(Transport):
         if not jobs:
             return await self.history(job_id)
         return job_info(jobs[0], version)
+
+    async def statuses(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """One GET /slurm/vX/jobs for every job; slurmdb (or UNKNOWN) only for those slurmctld forgot."""
+        ids = list(dict.fromkeys(str(j) for j in job_ids))
+        if not ids:
+            return {}
+        version, _ = await self._dialect()
+        reply = await self.client.call("GET", f"/slurm/{version}/jobs")
+        reply.raise_errors(f"slurmrestd {version}: GET jobs")
+        wanted = set(ids)
+        found = {info.job_id: info for info in (job_info(j, version) for j in reply.doc.get("jobs") or ())
+                 if info.job_id in wanted}
+        return {j: found[j] if j in found else await self.history(j) for j in ids}
 
     async def history(self, job_id: str) -> JobInfo:
         """A job slurmctld has forgotten: slurmdb's record, or UNKNOWN (never COMPLETED)."""
@@ -167,6 +193,18 @@ class RestTransport(Transport):
             return
         reply.raise_errors(f"slurmrestd {version}: cancel job {job_id}")
 
+    async def cluster_state(self) -> ClusterState:
+        """The nodes, partitions and jobs endpoints, read together."""
+        version, _ = await self._dialect()
+        replies = await asyncio.gather(*(self.client.call("GET", f"/slurm/{version}/{what}")
+                                         for what in ("nodes", "partitions", "jobs")))
+        for what, reply in zip(("nodes", "partitions", "jobs"), replies):
+            reply.raise_errors(f"slurmrestd {version}: GET {what}")
+        nodes, partitions, jobs = (reply.doc for reply in replies)
+        return ClusterState(f"rest {version}", tuple(partition_info(p) for p in partitions.get("partitions") or ()),
+                            tuple(node_info(n) for n in nodes.get("nodes") or ()),
+                            queued(job_info(j, version) for j in jobs.get("jobs") or ()))
+
     async def output(self, job_id: str, spec: JobSpec | None = None, max_bytes: int = 1 << 20) -> JobOutput:
         if spec is not None:
             out_path, err_path = spec.output_path(job_id, "stdout"), spec.output_path(job_id, "stderr")
@@ -189,6 +227,12 @@ class RestTransport(Transport):
             log.info("could not read %s (exit %s): %s", path, rc, err.strip()[:200])
             return ""
         return out
+
+    async def fetch(self, path: str, max_bytes: int = 256 << 20) -> bytes:
+        if self.workdir_reader is None:
+            raise SchedulerError(f"slurmrestd cannot read files; give the REST transport a workdir_reader "
+                                 f"(SSH or local) to fetch {path}")
+        return await fetch_through(self.workdir_reader.run, path, max_bytes)
 
     async def close(self) -> None:
         await self.client.close()
