@@ -3,17 +3,24 @@
     from factorybench.load import LoadConfig, run_load
     result = run_load(LoadConfig(target="http://127.0.0.1:8000", model="m"))
     print(result.summary.ttft_p50_ms); result.save("out/")
+
+Names are imported on first use: recipes import `factorybench.load.config` while Airflow parses
+DAGs, and that must not pull in numpy, pyarrow or aiohttp.
 """
 
-from factorybench.load.config import (DatasetConfig, GuardConfig, HttpTemplate, Lengths, LoadConfig, ProfileConfig,
-                                      Protocol, SLOConfig)
-from factorybench.load.result import LoadResult, StepResult
-from factorybench.load.runner import arun_load, run_load
-from factorybench.load.samples import ErrorClass, Sample, TokenSource
-from factorybench.load.stats import Distribution, Summary
+from importlib import import_module
 
-__all__ = [
-    "DatasetConfig", "Distribution", "ErrorClass", "GuardConfig", "HttpTemplate", "Lengths", "LoadConfig",
-    "LoadResult", "ProfileConfig", "Protocol", "SLOConfig", "Sample", "StepResult", "Summary", "TokenSource",
-    "arun_load", "run_load",
-]
+_EXPORTS = {
+    "DatasetConfig": "config", "GuardConfig": "config", "HttpTemplate": "config", "Lengths": "config",
+    "LoadConfig": "config", "ProfileConfig": "config", "Protocol": "config", "SLOConfig": "config",
+    "LoadResult": "result", "StepResult": "result", "arun_load": "runner", "run_load": "runner",
+    "ErrorClass": "samples", "Sample": "samples", "TokenSource": "samples", "Distribution": "stats",
+    "SanityCheck": "stats", "Summary": "stats", "Stop": "engine", "target_url": "config",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"factorybench.load.{_EXPORTS[name]}"), name)

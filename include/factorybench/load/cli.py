@@ -1,8 +1,9 @@
 """`python -m factorybench.load`: run, merge, and the worker / SLURM-task entry points.
 
-    run         one load run (flags, or --config FILE.json|yaml with flags overriding it)
-    slurm-task  one task of `srun -n N`; rank 0 merges into --dir
-    merge DIR   recompute the summary of a distributed run from every task's raw samples
+    run         one load run (flags, or --config FILE.json|yaml with flags overriding it; the
+                vector, kv, sql and sanity sections come from --config, see docs/LOAD.md)
+    slurm-task  one task of `srun -n N`: every step in lockstep; rank 0 plans the steps, merges into --dir
+    merge DIR   recompute the summaries of a distributed run (every step) from every task's raw samples
     worker DIR  internal: one local worker process of `run --workers W`
 """
 
@@ -21,6 +22,7 @@ from factorybench.load.distributed import merge, run_planned_task, run_slurm_tas
 from factorybench.load.engine import Share
 from factorybench.load.result import LoadResult
 from factorybench.load.runner import run_load
+from factorybench.load.stats import Summary
 
 # flag -> dotted LoadConfig path
 _FLAGS: dict[str, tuple[str, type]] = {
@@ -36,6 +38,7 @@ _FLAGS: dict[str, tuple[str, type]] = {
     "prompt_tokens": ("dataset.prompt_tokens.mean", float), "output_tokens": ("dataset.output_tokens.mean", float),
     "slo_ttft_ms": ("slo.ttft_ms", float), "slo_tpot_ms": ("slo.tpot_ms", float), "slo_e2e_ms": ("slo.e2e_ms", float),
     "http_method": ("http.method", str), "http_path": ("http.path", str), "http_body": ("http.body", str),
+    "batch_size": ("embeddings.batch_size", int),
 }
 
 
@@ -60,6 +63,8 @@ def build_config(args: argparse.Namespace) -> LoadConfig:
             _set(data, "dataset.path", args.dataset)
     if args.no_stream:
         data["stream"] = False
+    if args.ignore_eos:
+        data["ignore_eos"] = True
     if args.extra_body:
         data["extra_body"] = {**data.get("extra_body", {}), **json.loads(args.extra_body)}
     return LoadConfig.model_validate(data)
@@ -71,14 +76,38 @@ def report(result: LoadResult) -> str:
     for r in result.steps:
         s = r.summary
         lines.append(f"{r.step.label:>24}: {s.requests} ok, {s.errors} errors, {s.request_rate:.2f} req/s, "
-                     f"{s.output_tokens_per_s:.1f} out tok/s, TTFT p50 {_ms(s.ttft_p50_ms)} p99 {_ms(s.ttft_p99_ms)}, "
-                     f"ITL p50 {_ms(s.itl_p50_ms)}, TPOT p50 {_ms(s.tpot_p50_ms)}"
+                     + (_workload(s) or f"{s.output_tokens_per_s:.1f} out tok/s, TTFT p50 {_ms(s.ttft_p50_ms)} "
+                        f"p99 {_ms(s.ttft_p99_ms)}, ITL p50 {_ms(s.itl_p50_ms)}, TPOT p50 {_ms(s.tpot_p50_ms)}")
                      + ("" if s.valid else f"  INVALID: {'; '.join(s.invalid_reasons)}"))
+    s = result.summary
+    for c in s.sanity:
+        verdict = "ok" if c.passed else ("WARNING" if c.warn_only else "FAILED")
+        lines.append(f"sanity {c.name}: {verdict}: {c.observed}; expected {c.expected}"
+                     + (f" ({c.message})" if c.message and not c.passed else ""))
+    if s.stale_connection_retries:
+        lines.append(f"connection churn: {s.stale_connection_retries} requests resent on a fresh connection after "
+                     f"the server closed a kept-alive one; {s.connections_opened} connections opened")
+    if s.aborted:
+        lines.append(f"ABORTED: {s.abort_reason} ({s.aborted_requests} in-flight requests cut)")
     if result.capacity:
         c = result.capacity
         lines.append(f"capacity: {c.rate} req/s (bracket [{c.last_pass}, {c.first_fail}], "
                      f"{len(c.probes)} probes, converged={c.converged})")
     return "\n".join(lines)
+
+
+def _workload(s: Summary) -> str:
+    """The figures of the non-LLM protocols: items per second, latency, recall."""
+    parts = []
+    for name, value, unit in (("embeddings", s.embeddings_per_s, "/s"), ("inserted", s.insert_vectors_per_s,
+                              " vectors/s"), ("queries", s.query_rate, "/s"), ("ops", s.ops_per_s, "/s")):
+        if value is not None:
+            parts.append(f"{name} {value:.1f}{unit}")
+    if not parts:
+        return ""
+    if s.recall_at_k is not None:
+        parts.append(f"recall@k {s.recall_at_k:.4f} (min {s.recall_min:.2f})")
+    return ", ".join(parts + [f"latency p50 {_ms(s.e2e_ms.p50)} p99 {_ms(s.e2e_ms.p99)}"])
 
 
 def _ms(v: float | None) -> str:
@@ -96,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ)
         p.add_argument("--dataset", help="synthetic, bundled, or a JSONL file path")
         p.add_argument("--no-stream", action="store_true", help="Ask for whole responses")
+        p.add_argument("--ignore-eos", action="store_true", help="Ask for exactly max_tokens (vLLM, llama.cpp)")
         p.add_argument("--extra-body", help="JSON merged into every request body")
         p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="Raw samples format")
         p.add_argument("--json", action="store_true", help="Print summary.json content instead of the table")

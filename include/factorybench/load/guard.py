@@ -21,6 +21,11 @@ class ProcessHealth(BaseModel):
     loop_lag_ms: list[float] = Field(default_factory=list, description="Every timer lateness observed")
     cpu_fraction: float = Field(0.0, description="CPU time / wall time over the measurement")
     cpu_peak: float = Field(0.0, description="Highest CPU fraction over a one-second interval")
+    abort_reason: str | None = Field(None, description="Why this process stopped early (None: it did not)")
+
+
+def abort_reason(parts: list[ProcessHealth]) -> str | None:
+    return next((p.abort_reason for p in parts if p.abort_reason), None)
 
 
 class LoopMonitor:

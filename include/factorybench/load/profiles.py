@@ -33,6 +33,7 @@ class Step(BaseModel):
     warmup_requests: int = Field(0, description="First requests excluded from statistics")
     warmup_s: float = Field(0.0, description="Requests sent before this time are excluded")
     seed: int = Field(0, description="Seed of the arrival times")
+    op: str | None = Field(None, description="The phase a driver runs (vector: insert); None: the protocol's requests")
 
 
 def arrival_times(step: Step) -> np.ndarray:

@@ -1,13 +1,29 @@
-"""Progress lines on stderr for long runs: rate, completed, errors and p50 TTFT of the last interval."""
+"""Progress lines on stderr for long runs: rate, completed, errors and p50 TTFT of the last interval.
+
+Listeners (`subscribe`) see every finished request of every load in this process as it happens:
+the monitoring layer pushes live progress from them (factorybench.monitoring.live).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import statistics
 import sys
 from time import perf_counter
+from typing import Callable
 
 from factorybench.load.samples import Sample
+
+Listener = Callable[["Progress", Sample], None]
+_listeners: list[Listener] = []
+
+
+def subscribe(listener: Listener) -> Callable[[], None]:
+    """Call `listener(progress, sample)` after each request finishes; returns the unsubscribe.
+    A listener must be quick (it runs in the load's event loop) and its errors are only logged."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener) if listener in _listeners else None
 
 
 class Progress:
@@ -25,6 +41,11 @@ class Progress:
                 self._window.append(sample.ttft_ms)
         else:
             self.errors += 1
+        for listener in _listeners:
+            try:
+                listener(self, sample)
+            except Exception:
+                logging.getLogger("factorybench.load").exception("progress listener failed")
 
     def launch(self) -> asyncio.Task | None:
         return asyncio.create_task(self._report()) if self.interval_s else None

@@ -48,7 +48,7 @@ class LineSplitter:
 class StreamState:
     """What a response told us so far; `times` are arrival times of content-carrying chunks."""
 
-    __slots__ = ("times", "chars", "prompt_tokens", "output_tokens", "error")
+    __slots__ = ("times", "chars", "prompt_tokens", "output_tokens", "error", "model")
 
     def __init__(self) -> None:
         self.times: list[float] = []
@@ -56,6 +56,7 @@ class StreamState:
         self.prompt_tokens: int | None = None
         self.output_tokens: int | None = None
         self.error: str | None = None
+        self.model: str | None = None  # the model the server names in its response
 
 
 Handler = Callable[[Any, float, StreamState], None]
@@ -136,6 +137,8 @@ def _content(st: StreamState, text: Any, t: float) -> None:
 
 
 def _openai(obj: dict, t: float, st: StreamState) -> None:
+    if st.model is None:
+        st.model = obj.get("model")
     choices = obj.get("choices")
     if choices:
         c = choices[0]
@@ -155,6 +158,8 @@ def _openai(obj: dict, t: float, st: StreamState) -> None:
 
 
 def _ollama(obj: dict, t: float, st: StreamState) -> None:
+    if st.model is None:
+        st.model = obj.get("model")
     _content(st, obj.get("response") or (obj.get("message") or {}).get("content"), t)
     if obj.get("done"):
         st.prompt_tokens = obj.get("prompt_eval_count", st.prompt_tokens)
@@ -182,6 +187,9 @@ class Adapter:
             Protocol.HTTP_JSON: (config.http.path, "raw", _ignore),
         }[p]
         self.streaming = self.framing in ("sse", "ndjson")
+        self.op = "embed" if p == Protocol.OPENAI_EMBEDDINGS else None
+        self.items = config.embeddings.batch_size if p == Protocol.OPENAI_EMBEDDINGS else 1
+        self._llm = p.is_llm
         self._cache: dict[int, bytes] = {}
         self._templates: tuple[Callable[..., str], Callable[..., str] | None] | None = None
         if p == Protocol.HTTP_JSON:
@@ -198,14 +206,34 @@ class Adapter:
                       "output_tokens": item.output_tokens, "model": self.config.model}
             path_t, body_t = self._templates
             return path_t(**values), body_t(**values).encode() if body_t else None
+        if self.items > 1:
+            item_index = i * self.items % len(self.dataset.items)
         body = self._cache.get(item_index)
         if body is None:
-            body = self._cache[item_index] = json.dumps(self._body(item)).encode()
+            body = self._cache[item_index] = json.dumps(self._body(item, item_index)).encode()
         return self.path, body
 
-    def _body(self, item: PromptItem) -> dict:
+    def _batch(self, start: int) -> list[PromptItem]:
+        """An embeddings batch: consecutive pool items from `start`, wrapping around."""
+        items = self.dataset.items
+        return [items[(start + j) % len(items)] for j in range(self.items)]
+
+    def intended_prompt_tokens(self, i: int) -> int | None:
+        """The prompt length the client means to send: checked against the server's usage."""
+        if self.items > 1:
+            return sum(item.prompt_tokens for item in self._batch(i * self.items % len(self.dataset.items)))
+        if self._llm or self.op:
+            return self.dataset.items[i % len(self.dataset.items)].prompt_tokens
+        return None
+
+    def max_tokens(self, i: int) -> int | None:
+        return self.dataset.items[i % len(self.dataset.items)].output_tokens if self._llm else None
+
+    def _body(self, item: PromptItem, item_index: int) -> dict:
         c, p = self.config, self.config.protocol
         if p == Protocol.OPENAI_EMBEDDINGS:
+            if self.items > 1:
+                return {"model": c.model, "input": [x.text() for x in self._batch(item_index)], **c.extra_body}
             return {"model": c.model, "input": item.text(), **c.extra_body}
         body: dict[str, Any] = {"model": c.model, "stream": c.stream}
         if p in (Protocol.OPENAI_CHAT, Protocol.OLLAMA_CHAT):
@@ -218,6 +246,8 @@ class Adapter:
             body["max_tokens"] = item.output_tokens
             if c.stream:
                 body["stream_options"] = {"include_usage": True}
+            if c.ignore_eos:
+                body["ignore_eos"] = True
         return {**body, **c.extra_body}
 
     def reader(self) -> Reader:
@@ -230,7 +260,7 @@ class Adapter:
         if st.prompt_tokens is not None:
             prompt, psrc = st.prompt_tokens, TokenSource.USAGE
         else:
-            prompt, psrc = item.prompt_tokens, TokenSource.ESTIMATE
+            prompt, psrc = self.intended_prompt_tokens(i) or item.prompt_tokens, TokenSource.ESTIMATE
         if self.config.protocol in (Protocol.OPENAI_EMBEDDINGS, Protocol.HTTP_JSON):
             return prompt, psrc, None, None
         if st.output_tokens is not None:

@@ -26,6 +26,8 @@ class ErrorClass(str, Enum):
     HTTP_5XX = "http_5xx"
     PROTOCOL = "protocol"
     DROPPED = "dropped"
+    SERVER = "server"  # a non-HTTP server answered with an error (SQL error, Redis error reply)
+    ABORTED = "aborted"  # cut by a stop (service died, run stopped): not counted as a request or an error
 
 
 class TokenSource(str, Enum):
@@ -51,6 +53,7 @@ class Sample(BaseModel):
     index: int = Field(..., description="Global schedule index of the request within its step")
     step: int = Field(0, description="Profile step the request belongs to")
     worker: int = Field(0, description="Client share (process or SLURM task) that sent it")
+    replica: int = Field(0, description="Server replica it went to: 0 the target, k the config's replicas[k-1]")
     warmup: bool = Field(False, description="Excluded from statistics")
     planned_s: float = Field(..., description="Planned send time (open loop: arrival; closed loop: slot free)")
     queue_s: float = Field(0.0, description="Wait for a concurrency-cap slot (open loop with a cap)")
@@ -67,6 +70,15 @@ class Sample(BaseModel):
     status: int | None = Field(None, description="HTTP status, if a response arrived")
     error: ErrorClass | None = Field(None, description="Error class; None when the request succeeded")
     error_detail: str | None = Field(None, description="Short error text for humans")
+    op: str | None = Field(None, description="Operation: embed, insert, query, get, set, read, write (None: LLM)")
+    items: int = Field(1, description="Inputs in the request: texts embedded, vectors inserted, 1 otherwise")
+    recall: float | None = Field(None, description="Vector queries: recall@k against the exact neighbours")
+    intended_prompt_tokens: int | None = Field(None, description="Prompt length the client meant to send")
+    max_tokens: int | None = Field(None, description="Output length asked for (max_tokens / num_predict)")
+    model_echo: str | None = Field(None, description="Model the server named in its response")
+    retries: int = Field(0, description="Resends on a fresh connection after the server closed a reused one")
+    new_connection: bool = Field(False, description="The request (or its resend) opened, or tried to open, a "
+                                                    "new connection")
 
     @property
     def lateness_s(self) -> float:

@@ -3,7 +3,9 @@
 Run: python fake_server.py --ttft-ms 20 --itl-ms 5. The model name selects odd
 behaviours: "long-line" (one 1 MB content chunk), "split" (3-byte writes),
 "err-429" / "err-500" (error statuses), "no-usage" (no usage chunk), "drop" (connection
-aborted after two tokens), "stall" (no token for 30 s).
+aborted after two tokens), "stall" (no token for 30 s), "ignore-prompt" (usage says 3 prompt tokens
+whatever was sent, like a broken chat template), "early-stop" (half of max_tokens), "other-model"
+(names another model in its responses).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import time
 from aiohttp import web
 
 
-def _chunk(kind: str, text: str | None, role: bool = False) -> dict:
+def _chunk(kind: str, text: str | None, model: str, role: bool = False) -> dict:
     if kind == "chat":
         delta = {"role": "assistant", "content": ""} if role else {"content": text}
-        return {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
-    return {"object": "text_completion", "choices": [{"index": 0, "text": text}]}
+        return {"object": "chat.completion.chunk", "model": model, "choices": [{"index": 0, "delta": delta}]}
+    return {"object": "text_completion", "model": model, "choices": [{"index": 0, "text": text}]}
 
 
 class Server:
@@ -42,13 +44,18 @@ class Server:
         model, n = body.get("model", ""), int(body.get("max_tokens", 16))
         if model.startswith("err-"):
             return web.json_response({"error": model}, status=int(model[4:]))
-        usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n}
+        if model == "early-stop":
+            n = max(1, n // 2)
+        text = body.get("prompt") or " ".join(m["content"] for m in body.get("messages", []))
+        prompt = 3 if model == "ignore-prompt" else len(text.split())
+        usage = {"prompt_tokens": prompt, "completion_tokens": n, "total_tokens": prompt + n}
+        model = "someone-else" if model == "other-model" else model
         if not body.get("stream"):
             async for _ in self._tokens(n):
                 pass
             choice = {"index": 0, "message": {"role": "assistant", "content": "tok " * n}} if kind == "chat" \
                 else {"index": 0, "text": "tok " * n}
-            return web.json_response({"choices": [choice], "usage": usage})
+            return web.json_response({"model": model, "choices": [choice], "usage": usage})
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
 
@@ -61,7 +68,7 @@ class Server:
                 await resp.write(data)
 
         if kind == "chat":
-            await send(_chunk(kind, None, role=True))  # role-only chunk at once: must not count as TTFT
+            await send(_chunk(kind, None, model, role=True))  # role-only chunk at once: must not count as TTFT
         if model == "stall":
             await asyncio.sleep(30)
         async for k in self._tokens(n):
@@ -69,7 +76,7 @@ class Server:
                 assert request.transport is not None
                 request.transport.abort()  # connection lost mid-stream
                 return resp
-            await send(_chunk(kind, "x" * 1_000_000 if model == "long-line" else "tok "))
+            await send(_chunk(kind, "x" * 1_000_000 if model == "long-line" else "tok ", model))
         if model != "no-usage" and body.get("stream_options", {}).get("include_usage"):
             await send({"choices": [], "usage": usage})
         await send("[DONE]")
@@ -78,8 +85,10 @@ class Server:
     async def embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
         await asyncio.sleep(self.ttft)
-        return web.json_response({"data": [{"embedding": [0.1] * 8, "index": 0}],
-                                  "usage": {"prompt_tokens": len(str(body["input"]).split())}})
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response({"model": body.get("model"),
+                                  "data": [{"embedding": [0.1] * 8, "index": i} for i in range(len(texts))],
+                                  "usage": {"prompt_tokens": sum(len(t.split()) for t in texts)}})
 
     async def ollama(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -90,7 +99,9 @@ class Server:
         async for _ in self._tokens(n):
             line = {"message": {"role": "assistant", "content": "tok "}} if chat else {"response": "tok "}
             await resp.write((json.dumps({**line, "done": False}) + "\n").encode())
-        await resp.write((json.dumps({"done": True, "eval_count": n, "prompt_eval_count": 5}) + "\n").encode())
+        text = body.get("prompt") or " ".join(m["content"] for m in body.get("messages", []))
+        done = {"model": body.get("model"), "done": True, "eval_count": n, "prompt_eval_count": len(text.split())}
+        await resp.write((json.dumps(done) + "\n").encode())
         return resp
 
     async def echo(self, request: web.Request) -> web.Response:

@@ -87,3 +87,11 @@ def test_load_result_round_trip(tmp_path: Path, fmt: str) -> None:
     assert LoadResult.model_validate_json(result.model_dump_json()) == result.model_copy(update={"samples": []})
     back = LoadResult.load(result.save(tmp_path, fmt))
     assert back.samples == samples and back.summary == summary
+
+
+def test_a_multi_step_runs_rate_is_over_the_sum_of_its_steps_spans() -> None:
+    """Each step's clock starts at 0: two 1-second steps of 10 requests are 20 requests in 2 s, not in 1 s."""
+    samples = [Sample(index=i, step=step, planned_s=i / 10, sent_s=i / 10, done_s=i / 10 + 0.1, ttft_ms=10.0,
+                      e2e_ms=100.0, chunks=1, output_tokens=1) for step in (0, 1) for i in range(10)]
+    summary = summarize(samples, SLOConfig())
+    assert summary.duration_s == pytest.approx(2.0) and summary.request_rate == pytest.approx(10.0)
