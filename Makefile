@@ -31,7 +31,7 @@ airflow: cluster
 	bash scripts/airflow.sh
 
 down:
-	-bash scripts/airflow.sh stop
+	bash scripts/airflow.sh stop
 	-for f in native trixie forky; do devcluster/cluster.sh down $$f; done
 
 .PHONY: help install cluster demo test airflow down

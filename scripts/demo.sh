@@ -17,8 +17,8 @@ echo "== result"
 factorybench results --limit 1
 python - <<'PY'
 from factorybench import settings
-from factorybench.results.db import recent_runs
-run = recent_runs(settings.results_url(), limit=1)[0]
-print(f"\nstatus: {run['status']} {run['message']}\nresults database: {settings.results_url()}\narchive: {run['archive_path']}")
+from factorybench.results.query import Results
+run = Results().runs(limit=1)[0]
+print(f"\nstatus: {run.status} {run.message}\nresults database: {settings.results_url()}\narchive: {run.archive_url}")
 PY
 if [ "$status" -ne 0 ]; then echo "DAG run failed; see $log"; exit "$status"; fi

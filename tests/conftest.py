@@ -14,9 +14,10 @@ _AIRFLOW_HOME = tempfile.mkdtemp(prefix="fb-airflow-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ.setdefault("FB_VENV", str(REPO / ".venv"))
 os.environ["FB_RESULTS_URL"] = f"sqlite:///{_AIRFLOW_HOME}/results.db"
-os.environ["FB_ARCHIVE_DIR"] = f"{_AIRFLOW_HOME}/archive"
+os.environ["FB_ARCHIVE_URL"] = f"{_AIRFLOW_HOME}/archive"
 
 
 def cluster_env(flavour: str = "native") -> dict[str, str] | None:
@@ -38,6 +39,18 @@ def native_cluster() -> dict[str, str]:
                 "FB_SLURM_TOKEN_CMD"):
         if key in env:
             os.environ[key] = env[key]
+    return env
+
+
+@pytest.fixture(scope="session")
+def forky_cluster() -> dict[str, str]:
+    """The Slurm 26.05 chroot cluster, as the `forky` profile in config/clusters.yaml reads it."""
+    env = cluster_env("forky")
+    if env is None:
+        pytest.skip("the forky dev cluster is not up (devcluster/cluster.sh up forky)")
+    os.environ["AIRFLOW_CONN_SLURM_REST_FORKY"] = env["AIRFLOW_CONN_SLURM_REST_FORKY"]
+    os.environ["FB_FORKY_TOKEN_CMD"] = env["FB_SLURM_TOKEN_CMD"]
+    os.environ["FB_FORKY_WORKDIR"] = env["FB_SLURM_WORKDIR"]
     return env
 
 

@@ -22,8 +22,10 @@ def clusters_file() -> Path:
 
 
 def results_url() -> str:
+    """The results database: any SQLAlchemy URL."""
     return os.environ.get("FB_RESULTS_URL", f"sqlite:///{home() / 'results' / 'factorybench.db'}")
 
 
-def archive_dir() -> Path:
-    return Path(os.environ.get("FB_ARCHIVE_DIR", home() / "results" / "archive"))
+def archive_url() -> str:
+    """The archive root: a local path or any fsspec URL (s3://bucket/prefix, ...)."""
+    return os.environ.get("FB_ARCHIVE_URL", str(home() / "results" / "archive"))

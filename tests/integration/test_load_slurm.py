@@ -68,7 +68,7 @@ def test_two_task_job_merges_exactly(slurm_env: dict[str, str], sim_url: str, tm
     log = "".join(p.read_text() for p in tmp_path.glob("job-*.out"))
     assert (shared / "summary.json").exists(), log
 
-    per_task = {task.name: pq.read_table(task / "samples.parquet").num_rows for task in shared.glob("task-*")}
+    per_task = {task.name: pq.read_table(task / "samples.parquet").num_rows for task in shared.glob("step-0/task-*")}
     assert set(per_task) == {"task-0", "task-1"} and all(per_task.values()), per_task
     summary = json.loads((shared / "summary.json").read_text())["summary"]
     assert summary["requests"] + summary["errors"] == sum(per_task.values()) == 60

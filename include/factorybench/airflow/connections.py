@@ -7,18 +7,47 @@ so the core SSH transport needs no Airflow import.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 from airflow.providers.ssh.hooks.ssh import SSHHookAsync
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, Variable
 from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.log import amask_secret, mask_secret
 
+from factorybench import secrets
 from factorybench.errors import FactorybenchError
 from factorybench.recipe.cluster import ClusterProfile
+from factorybench.recipe.schema import SecretRef
 from factorybench.slurm.runner import LocalRunner
 from factorybench.slurm.transport import Transport, make_transport, run_sync
 
 T = TypeVar("T")
+
+# Credentials the core fetches itself (JWTs from `scontrol token`) are masked in every process
+# that builds a transport: task workers and the triggerer.
+secrets.add_masker(amask_secret)
+
+
+class AirflowLookup:
+    """Secret references → Airflow connections and Variables (factorybench.secrets.Lookup)."""
+
+    def connection(self, conn_id: str) -> Any:
+        return BaseHook.get_connection(conn_id)
+
+    def variable(self, key: str) -> str:
+        return Variable.get(key)
+
+
+def resolve_secrets(refs: Mapping[str, SecretRef]) -> dict[str, str]:
+    """Resolve a recipe's secret references here, at submit time, and register every value with
+    Airflow's secret masker before anything else can log it."""
+    try:
+        values = secrets.resolve(refs, AirflowLookup())
+    except FactorybenchError as exc:
+        raise AirflowException(str(exc)) from exc
+    for value in values.values():
+        mask_secret(value)
+    return values
 
 
 class SshRunner:
@@ -30,6 +59,12 @@ class SshRunner:
 
     async def run(self, command: str, timeout: float | None = None) -> tuple[int, str, str]:
         return await self._hook.run_command(command, timeout=timeout)
+
+    async def run_with_input(self, command: str, stdin: str, timeout: float | None = None) -> tuple[int, str, str]:
+        """`run`, with `stdin` written into the SSH channel (secrets: never on the command line)."""
+        async with await self._hook._get_conn() as conn:
+            result = await conn.run(command, input=stdin, timeout=timeout, check=False)
+            return result.exit_status or 0, result.stdout or "", result.stderr or ""
 
 
 def _runner(cluster: ClusterProfile):
@@ -56,7 +91,7 @@ def _build(cluster: ClusterProfile, rest_conn: Any | None) -> Transport:
         tokens = StaticTokenProvider(rest_conn.password)
     else:
         command = cluster.rest.token_command or f"scontrol token lifespan={cluster.rest.token_lifespan_s}"
-        tokens = CommandTokenProvider(_runner(cluster), command=command)
+        tokens = CommandTokenProvider(_runner(cluster), command=command, margin_s=cluster.rest.token_refresh_margin_s)
     return make_transport("rest", url=url, user=user, token_provider=tokens, version=cluster.rest.version,
                           workdir_reader=_runner(cluster))
 

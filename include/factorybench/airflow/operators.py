@@ -12,10 +12,16 @@ from typing import Any
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
-from factorybench.airflow.connections import with_transport
-from factorybench.airflow.triggers import SlurmJobTrigger
-from factorybench.pipeline import Plan
+from factorybench.plan import Plan
 from factorybench.slurm.job import JobInfo, JobState
+
+
+def with_transport(cluster, step):
+    """connections.with_transport, imported when a task runs: the SSH provider and the transports
+    are not needed to parse DAGs."""
+    from factorybench.airflow.connections import with_transport as run
+
+    return run(cluster, step)
 
 
 class SlurmSubmitOperator(BaseOperator):
@@ -32,7 +38,15 @@ class SlurmSubmitOperator(BaseOperator):
         plan = Plan.from_dict(self.plan)
         spec = plan.spec_model()
         self.log.info("Batch script for %s:\n%s", spec.name, spec.script)
-        job_id = with_transport(plan.cluster_model(), lambda t: t.submit(spec))
+        refs = plan.recipe_model().service.secrets
+        values = None
+        if refs:  # resolved now, never earlier: the plan and XCom carry only the references
+            from factorybench.airflow.connections import resolve_secrets
+
+            values = resolve_secrets(refs)
+            self.log.info("Secrets passed in the job's environment (masked, not in the script): %s",
+                          ", ".join(f"{name} from {ref.describe()}" for name, ref in refs.items()))
+        job_id = with_transport(plan.cluster_model(), lambda t: t.submit(spec, secrets=values))
         self.log.info("Submitted %s as SLURM job %s via %s", spec.name, job_id, plan.cluster["transport"])
         return job_id
 
@@ -56,6 +70,8 @@ class SlurmJobSensor(BaseSensorOperator):
         self.max_wait = max_wait
 
     def execute(self, context) -> dict:
+        from factorybench.airflow.triggers import SlurmJobTrigger
+
         plan = Plan.from_dict(self.plan)
         cluster = plan.cluster_model()
         self.defer(trigger=SlurmJobTrigger(cluster=plan.cluster, job_id=str(self.job_id), target=self.target,
@@ -95,15 +111,11 @@ class SlurmCancelOperator(BaseOperator):
         if not self.job_id or self.job_id == "None":
             self.log.info("No job was submitted: nothing to cancel")
             return None
+        from factorybench.slurm.transport import cancel_and_wait
+
         plan = Plan.from_dict(self.plan)
         job_id = str(self.job_id)
-
-        async def cancel(transport):
-            before = await transport.status(job_id)
-            if not before.terminal:
-                await transport.cancel(job_id)
-            return before, await transport.status(job_id)
-
-        before, after = with_transport(plan.cluster_model(), cancel)
+        poll = plan.cluster_model().poll_interval_s
+        before, after = with_transport(plan.cluster_model(), lambda t: cancel_and_wait(t, job_id, poll))
         self.log.info("Before teardown: %s. After: %s", before.describe(), after.describe())
         return {"before": before.to_dict(), "after": after.to_dict()}

@@ -1,26 +1,30 @@
 """The deferrable SLURM trigger: polls a job from the triggerer, holding no worker slot.
 
-It yields exactly one event: `running` when the job starts (target="running"),
-`ended` when it reaches a terminal state first, `blocked` when the pending policy
-cancelled it, or `error` when the scheduler stayed unreachable too long. Transient
-errors (controller restarting, SSH drop, 5xx) are retried with capped, jittered backoff.
+The loop itself is the core's (factorybench.slurm.wait); this adapter turns the loop's one outcome
+into one TriggerEvent. Its status queries go through the triggerer's shared poller for the job's
+cluster (factorybench.slurm.poller): the triggers of N waiting jobs on one cluster cost one squeue
+(or one REST `jobs` call) per poll interval, not N.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
+import json
 from typing import Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from factorybench.errors import SchedulerError, TransientSchedulerError
 from factorybench.recipe.cluster import ClusterProfile
-from factorybench.slurm.job import JobState
-from factorybench.slurm.policy import PendingWatch
+from factorybench.slurm.poller import shared_poller
+from factorybench.slurm.wait import wait_for_job
 
-_STARTED = frozenset({JobState.RUNNING})
+
+def cluster_key(profile: ClusterProfile, poll_interval: float) -> str:
+    """What makes two triggers poll the same cluster the same way: the transport and where it
+    connects (connection ids, REST settings, local workdir), and the interval."""
+    return json.dumps({"transport": profile.transport, "ssh": profile.ssh_conn_id,
+                       "rest": profile.rest.model_dump(mode="json") if profile.transport == "rest" else None,
+                       "workdir": profile.workdir if profile.transport == "local" else None,
+                       "interval": poll_interval}, sort_keys=True)
 
 
 class SlurmJobTrigger(BaseTrigger):
@@ -38,47 +42,13 @@ class SlurmJobTrigger(BaseTrigger):
             "cluster": self.cluster, "job_id": self.job_id, "target": self.target,
             "poll_interval": self.poll_interval, "max_unreachable_s": self.max_unreachable_s})
 
-    async def _transport(self):
-        from factorybench.airflow.connections import atransport_for
-        return await atransport_for(ClusterProfile.model_validate(self.cluster))
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from factorybench.airflow.connections import atransport_for
+
         profile = ClusterProfile.model_validate(self.cluster)
-        watch = PendingWatch(profile.pending)
-        transport = await self._transport()
-        unreachable_since: float | None = None
-        failures = 0
-        try:
-            while True:
-                try:
-                    info = await transport.status(self.job_id)
-                except TransientSchedulerError as exc:
-                    now = time.monotonic()
-                    unreachable_since = unreachable_since or now
-                    failures += 1
-                    if now - unreachable_since > self.max_unreachable_s:
-                        yield TriggerEvent({"status": "error", "job_id": self.job_id,
-                                            "message": f"scheduler unreachable for {now - unreachable_since:.0f}s: {exc}"})
-                        return
-                    self.log.warning("job %s: scheduler unreachable (%s), retrying", self.job_id, exc)
-                    await asyncio.sleep(min(30.0, self.poll_interval * 2 ** min(failures, 5)) * random.uniform(0.5, 1.0))
-                    continue
-                except SchedulerError as exc:
-                    yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": str(exc)})
-                    return
-                unreachable_since, failures = None, 0
-                if self.target == "running" and info.state in _STARTED:
-                    yield TriggerEvent({"status": "running", "job": info.to_dict(), "message": info.describe()})
-                    return
-                if info.terminal:
-                    yield TriggerEvent({"status": "ended", "job": info.to_dict(), "message": info.describe()})
-                    return
-                verdict = watch.observe(info, time.monotonic())
-                if verdict.cancel:
-                    await transport.cancel(self.job_id)
-                    yield TriggerEvent({"status": "blocked", "job": info.to_dict(), "message": verdict.message})
-                    return
-                self.log.info("%s", info.describe())
-                await asyncio.sleep(self.poll_interval)
-        finally:
-            await transport.close()
+        poller = shared_poller(cluster_key(profile, self.poll_interval), lambda: atransport_for(profile),
+                               self.poll_interval)
+        yield TriggerEvent(await wait_for_job(
+            self.job_id, lambda: poller.status(self.job_id), lambda: poller.cancel(self.job_id),
+            target=self.target, poll_interval=self.poll_interval, pending=profile.pending,
+            max_unreachable_s=self.max_unreachable_s))

@@ -25,6 +25,11 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(status=503, text="starting")
 
 
+async def version(request: web.Request) -> web.Response:
+    from factorybench.provenance import fb_version
+    return web.json_response({"version": f"factorybench-sim {fb_version()}"})
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[ENGINE_KEY].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
@@ -46,6 +51,7 @@ def make_app(config: SimConfig | None = None) -> web.Application:
     app.on_cleanup.append(_stop_engine)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/version", version)
     api_openai.add_routes(app)
     api_ollama.add_routes(app)
     return app
