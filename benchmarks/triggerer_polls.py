@@ -1,7 +1,7 @@
 """SLURM calls per minute and the triggerer's CPU for N deferred sensors, before and after the
 shared poller (slurm/poller.py), side by side in one run.
 
-    .venv/bin/python benchmarks/triggerer_polls.py [--baseline d40b48d] [--sensors 1 10 50]
+    .venv/bin/python benchmarks/triggerer_polls.py [--baseline bc26872] [--sensors 1 10 50]
         [--transports ssh rest] [--interval 2] [--window 60]
 
 Needs the native dev cluster (devcluster/cluster.sh up). For each N it submits N held jobs (they
@@ -62,7 +62,7 @@ profile = load_clusters(sys.argv[5])["dev"].model_copy(update={"transport": tran
 failed = collections.Counter()
 
 async def one(job_id):
-    """A trigger that raises is a failed sensor in the triggerer: counted, not fatal to the others."""
+    # A trigger that raises is a failed sensor in the triggerer: counted, not fatal to the others.
     try:
         async for event in SlurmJobTrigger(cluster=profile.model_dump(mode="json"), job_id=job_id,
                                            poll_interval=interval).run():
@@ -116,7 +116,7 @@ def measure(include: Path, clusters: Path, transport: str, ids: list[str], inter
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--baseline", default="d40b48d", help="git revision before the shared poller")
+    ap.add_argument("--baseline", default="bc26872", help="git revision before the shared poller")
     ap.add_argument("--sensors", type=int, nargs="+", default=[1, 10, 50])
     ap.add_argument("--transports", nargs="+", default=["ssh", "rest"], choices=["ssh", "rest"])
     ap.add_argument("--interval", type=float, default=2.0, help="the profile's poll_interval_s")

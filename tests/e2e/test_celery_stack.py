@@ -5,39 +5,18 @@ both workers ran tasks, and no job is left in squeue."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, Stack, airflow_sh, fresh_postgres_db
+from devstack import REPO, Stack, airflow_sh, free_ports, fresh_postgres_db
 
 pytestmark = [pytest.mark.cluster, pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(900)]
 RECIPE = "celery-smoke"
 DAG = "factorybench_celery_smoke"
 RUNS = 10
-
-
-def free_ports(n: int) -> int:
-    """A base port with the next n-1 free too (the log servers of the workers and the triggerer)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n < 65536 and all(_free(base + i) for i in range(n)):
-            return base
-    raise RuntimeError(f"no {n} consecutive free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("0.0.0.0", port))
-            return True
-        except OSError:
-            return False
 
 
 @pytest.fixture(scope="module")

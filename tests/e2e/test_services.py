@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from devstack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.cluster, pytest.mark.airflow, pytest.mark.timeout(600)]
@@ -87,13 +88,6 @@ def test_vector_search(dagbag, native_cluster, name):
 
 # --- recall@k against real indexes ------------------------------------------------------------
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
 def launch():
@@ -108,7 +102,7 @@ def launch():
     workdir.chmod(0o1777)
 
     def start(argv: list[str], ready: str | None = None) -> int:
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen([str(REPO / "scripts" / "services" / "bin" / argv[0]), *argv[1:],
                                  "--host", "127.0.0.1", "--port", str(port)], cwd=workdir,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -181,7 +175,7 @@ def test_tcp_readiness_waits_for_a_listener_and_names_the_port_when_none_comes()
     from factorybench.recipe.schema import Readiness
 
     async def scenario() -> float:
-        port = _free_port()
+        port = free_port()
         endpoint = Endpoint("vm", "127.0.0.1", port)
         with pytest.raises(EndpointError, match=f"tcp://127.0.0.1:{port} not ready"):
             await wait_ready(endpoint, Readiness(kind="tcp", deadline_s=0.3, interval_s=0.1))

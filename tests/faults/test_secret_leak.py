@@ -79,7 +79,7 @@ def test_secret_reaches_the_service_and_nothing_else(native_cluster, airflow_db,
     needle = value.encode()
     out, err = capfd.readouterr()
     assert value not in out + err, "the secret is in the task logs / captured output"
-    assert "LEAK_TEST_SECRET from " + (f"variable 'fb_leak_secret'" if kind == "variable"
+    assert "LEAK_TEST_SECRET from " + ("variable 'fb_leak_secret'" if kind == "variable"
                                        else "connection 'fb_leak' (extra.api_key)") in out + err
     airflow_home = Path(os.environ["AIRFLOW_HOME"])
     assert grep_tree(airflow_home, needle) == [], "the secret is in Airflow's DB, logs or archive"

@@ -4,7 +4,6 @@ that scripts/postgres.sh keeps on 127.0.0.1:5432 for the test suite."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 import redis
+from devstack import free_port
 
 from factorybench.load import LoadConfig, ProfileConfig, run_load
 from factorybench.load.engine import run_coroutine
@@ -21,17 +21,11 @@ from factorybench.load.engine import run_coroutine
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def redis_server() -> Iterator[tuple[str, subprocess.Popen]]:
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed: run scripts/services/ensure.sh redis"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL)
     client = redis.Redis(port=port)
@@ -131,5 +125,5 @@ def test_postgres_unreachable_fails_before_the_run() -> None:
     from factorybench.errors import LoadError
 
     with pytest.raises(LoadError, match="sql-postgres: could not prepare"):
-        run_load(LoadConfig(target=f"postgresql://postgres@127.0.0.1:{_free_port()}/x", protocol="sql-postgres",
+        run_load(LoadConfig(target=f"postgresql://postgres@127.0.0.1:{free_port()}/x", protocol="sql-postgres",
                             profile=ProfileConfig(max_requests=1)))

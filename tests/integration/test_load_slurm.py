@@ -46,27 +46,31 @@ def sim_url() -> Iterator[str]:
     proc.wait(10)
 
 
-def test_two_task_job_merges_exactly(slurm_env: dict[str, str], sim_url: str, tmp_path: Path) -> None:
+def two_task_job(config: LoadConfig, env: dict[str, str], tmp_path: Path) -> tuple[LoadResult, Path]:
+    """Run `config` as `srun -n 2 ... slurm-task` on the dev cluster; the merged result and its directory."""
     shared = tmp_path / "shared"
-    config = LoadConfig(target=sim_url, model="sim-model", dataset=DatasetConfig(output_tokens=Lengths(mean=8)),
-                        profile=ProfileConfig(kind="constant", rate=40, max_requests=60))
-    cfg_file = tmp_path / "load.json"
-    cfg_file.write_text(config.model_dump_json())
+    cfg = tmp_path / "load.json"
+    cfg.write_text(config.model_dump_json())
     script = tmp_path / "load.sbatch"
-    script.write_text(
-        "#!/bin/bash\n#SBATCH --ntasks=2\n#SBATCH --time=00:05:00\n"
-        f"#SBATCH --output={tmp_path}/job-%j.out\n"
-        f"srun {sys.executable} -m factorybench.load slurm-task --config {cfg_file} --dir {shared}\n")
-    out = subprocess.run(["sbatch", "--parsable", str(script)], env=slurm_env, check=True, capture_output=True,
-                         text=True, timeout=30).stdout
-    job_id = out.strip().split(";")[0]
-    deadline = time.monotonic() + 180
-    while subprocess.run(["squeue", "-h", "-j", job_id], env=slurm_env, capture_output=True, text=True,
+    script.write_text("#!/bin/bash\n#SBATCH --ntasks=2\n#SBATCH --time=00:05:00\n"
+                      f"#SBATCH --output={tmp_path}/job-%j.out\n"
+                      f"srun {sys.executable} -m factorybench.load slurm-task --config {cfg} --dir {shared}\n")
+    job = subprocess.run(["sbatch", "--parsable", str(script)], env=env, check=True, capture_output=True,
+                         text=True, timeout=30).stdout.strip().split(";")[0]
+    deadline = time.monotonic() + 240
+    while subprocess.run(["squeue", "-h", "-j", job], env=env, capture_output=True, text=True,
                          timeout=30).stdout.strip():
-        assert time.monotonic() < deadline, f"job {job_id} did not finish"
+        assert time.monotonic() < deadline, f"job {job} did not finish"
         time.sleep(1)
     log = "".join(p.read_text() for p in tmp_path.glob("job-*.out"))
     assert (shared / "summary.json").exists(), log
+    return LoadResult.load(shared), shared
+
+
+def test_two_task_job_merges_exactly(slurm_env: dict[str, str], sim_url: str, tmp_path: Path) -> None:
+    config = LoadConfig(target=sim_url, model="sim-model", dataset=DatasetConfig(output_tokens=Lengths(mean=8)),
+                        profile=ProfileConfig(kind="constant", rate=40, max_requests=60))
+    merged, shared = two_task_job(config, slurm_env, tmp_path)
 
     per_task = {task.name: pq.read_table(task / "samples.parquet").num_rows for task in shared.glob("step-0/task-*")}
     assert set(per_task) == {"task-0", "task-1"} and all(per_task.values()), per_task
@@ -74,6 +78,5 @@ def test_two_task_job_merges_exactly(slurm_env: dict[str, str], sim_url: str, tm
     assert summary["requests"] + summary["errors"] == sum(per_task.values()) == 60
     assert summary["client"]["processes"] == 2
 
-    merged = LoadResult.load(shared)
     assert sorted(s.index for s in merged.samples) == list(range(60))
     assert {s.worker for s in merged.samples} == {0, 1}

@@ -4,13 +4,10 @@ summary. The result has a local run's shape: the same steps, per-step summaries 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from test_load_slurm import sim_url, slurm_env  # noqa: F401
+from test_load_slurm import sim_url, slurm_env, two_task_job  # noqa: F401
 
 from factorybench.load import LoadConfig, LoadResult, ProfileConfig
 from factorybench.load.config import DatasetConfig, Lengths, SLOConfig
@@ -18,26 +15,6 @@ from factorybench.load.runner import run_load
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 MAX = 16  # requests per step, warm-up included
-
-
-def two_task_job(config: LoadConfig, env: dict[str, str], tmp_path: Path) -> tuple[LoadResult, Path]:
-    shared = tmp_path / "shared"
-    cfg = tmp_path / "load.json"
-    cfg.write_text(config.model_dump_json())
-    script = tmp_path / "load.sbatch"
-    script.write_text("#!/bin/bash\n#SBATCH --ntasks=2\n#SBATCH --time=00:05:00\n"
-                      f"#SBATCH --output={tmp_path}/job-%j.out\n"
-                      f"srun {sys.executable} -m factorybench.load slurm-task --config {cfg} --dir {shared}\n")
-    job = subprocess.run(["sbatch", "--parsable", str(script)], env=env, check=True, capture_output=True,
-                         text=True, timeout=30).stdout.strip().split(";")[0]
-    deadline = time.monotonic() + 240
-    while subprocess.run(["squeue", "-h", "-j", job], env=env, capture_output=True, text=True,
-                         timeout=30).stdout.strip():
-        assert time.monotonic() < deadline, f"job {job} did not finish"
-        time.sleep(1)
-    log = "".join(p.read_text() for p in tmp_path.glob("job-*.out"))
-    assert (shared / "summary.json").exists(), log
-    return LoadResult.load(shared), shared
 
 
 def config(url: str, profile: ProfileConfig) -> LoadConfig:

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import signal
 import sys
-from typing import Any, get_args
+from typing import Any
 
 from factorybench.sim.config import SimConfig, load_config_file
 from factorybench.sim.server import serve
