@@ -67,7 +67,7 @@ JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
 
 
 @pytest.mark.parametrize("transport", ["ssh", "rest"])
-def test_smoke_dag_end_to_end(dagbag, transport, capfd):
+def test_smoke_dag_end_to_end(dagbag, transport, capfd, caplog):
     from factorybench.results.query import Results
 
     dag = dagbag.dags["factorybench_smoke"]
@@ -100,12 +100,13 @@ def test_smoke_dag_end_to_end(dagbag, transport, capfd):
     assert not left_behind(run), "the run left a job behind"
     # The REST run fetched JWTs from the login node: none may reach the logs or the archive.
     out, err = capfd.readouterr()
+    out += caplog.text  # structlog may hold a stream capfd does not see; records reach caplog
     assert not JWT.search(out + err)
     assert not any(JWT.search(f.read_text(errors="replace")) for f in archive.rglob("*") if f.is_file()
                    and f.suffix != ".parquet")
 
 
-def test_scancel_while_waiting_fails_the_dag_with_slurm_state(dagbag, capfd):
+def test_scancel_while_waiting_fails_the_dag_with_slurm_state(dagbag, capfd, caplog):
     """Hold the node so the service pends, scancel it from outside: the sensor must fail at once."""
     dag = dagbag.dags["factorybench_smoke"]
     blocker = subprocess.run(["sbatch", "--parsable", "--exclusive", "-J", "fbtest-blocker", "-t", "5",
@@ -146,6 +147,7 @@ def test_scancel_while_waiting_fails_the_dag_with_slurm_state(dagbag, capfd):
     assert not left_behind(run)
     assert finished - cancelled_at[0] < 30
     out, err = capfd.readouterr()
+    out += caplog.text  # structlog may hold a stream capfd does not see; records reach caplog
     assert "SLURM job ended before it started serving: job" in out + err
     assert "is CANCELLED" in out + err  # within one poll (1 s) plus the teardown and archive tasks
 

@@ -8,6 +8,7 @@ records what it measured (faultkit.record) for docs/FAULTS.md.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import subprocess
@@ -53,9 +54,10 @@ def assert_clean(run) -> None:
 
 
 @pytest.mark.parametrize("daemon,transport", [("slurmctld", "ssh"), ("sshd", "ssh")])
-def test_a_daemon_restarted_while_the_sensor_waits_is_ridden_out(tmp_path, capfd, daemon, transport):
+def test_a_daemon_restarted_while_the_sensor_waits_is_ridden_out(tmp_path, capfd, caplog, daemon, transport):
     """slurmctld (the scheduler) or sshd (the login node) is down for 5 s and comes back while
     the trigger polls a pending job: polls fail as transient, are retried, and the run succeeds."""
+    caplog.set_level(logging.INFO, logger="factorybench")
     name = f"fault-{daemon}"
     dag = smoke(tmp_path, name)
     with blocker() as hold:
@@ -72,6 +74,7 @@ def test_a_daemon_restarted_while_the_sensor_waits_is_ridden_out(tmp_path, capfd
     assert str(run.state) == "success", (got, latest_row(name).message)
     assert_clean(run)
     out, err = capfd.readouterr()
+    out += caplog.text  # structlog may hold a stream capfd does not see; records reach caplog
     retried = len(re.findall(r"scheduler unreachable \(", out + err))
     # Over SSH a poll fails while sshd is away; SLURM's own clients wait for slurmctld instead.
     assert retried or daemon == "slurmctld", "no poll failed while sshd was down: the fault was not seen"
@@ -81,10 +84,11 @@ def test_a_daemon_restarted_while_the_sensor_waits_is_ridden_out(tmp_path, capfd
            sensor_done_after_release_s=round(sensor_end - fault.marks["released"], 1), outcome="success")
 
 
-def test_jwt_expiry_mid_run_over_rest(tmp_path, monkeypatch, capfd):
+def test_jwt_expiry_mid_run_over_rest(tmp_path, monkeypatch, capfd, caplog):
     """Tokens live 10 s and are used until they expire (no early refresh), while the sensor waits
     25 s and the load runs: each expired token is replaced and the run succeeds; no token is in
     any log line."""
+    caplog.set_level(logging.INFO, logger="factorybench")
     clusters = yaml.safe_load((REPO / "config" / "clusters.yaml").read_text())
     rest = clusters["dev"].setdefault("rest", {})
     rest["token_command"] = "scontrol token lifespan=10"
@@ -103,6 +107,7 @@ def test_jwt_expiry_mid_run_over_rest(tmp_path, monkeypatch, capfd):
     assert str(run.state) == "success", (got, latest_row("fault-jwt").message)
     assert_clean(run)
     out, err = capfd.readouterr()
+    out += caplog.text  # structlog may hold a stream capfd does not see; records reach caplog
     fetched = len(re.findall(r"fetched a new SLURM token .* \(valid for \d+s\)", out + err))
     waited = task_times(run)["wait_service_running"]
     assert fetched >= 2 + (waited[1] - waited[0]) // 10, (fetched, waited)  # renewed while waiting
@@ -121,7 +126,7 @@ def service_pid(job_id: str) -> int:
     return int(re.search(r"pid=(\d+)", out).group(1))
 
 
-def test_node_set_down_mid_load_is_reported(tmp_path, capfd):
+def test_node_set_down_mid_load_is_reported(tmp_path):
     """The service's node is set DOWN while the load runs (then resumed): SLURM kills the job with
     NODE_FAIL, the load stops, and the run fails saying so."""
     seen: dict[str, str] = {}
@@ -155,7 +160,7 @@ def test_node_set_down_mid_load_is_reported(tmp_path, capfd):
     assert re.search(r"NODE_FAIL|requeue", row.message, re.IGNORECASE), row.message
 
 
-def test_service_killed_mid_load_stops_the_load(tmp_path, capfd):
+def test_service_killed_mid_load_stops_the_load(tmp_path):
     """The service process is killed while the load runs: the liveness watcher sees the job end,
     the load stops within seconds, and the run fails with the job's state."""
     def kill_service(job_id: str) -> None:

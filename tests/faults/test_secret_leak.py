@@ -53,7 +53,7 @@ def results_rows(url: str) -> list[str]:
 
 
 @pytest.mark.parametrize("transport,kind", [("ssh", "variable"), ("rest", "connection")])
-def test_secret_reaches_the_service_and_nothing_else(native_cluster, airflow_db, tmp_path, monkeypatch, capfd,
+def test_secret_reaches_the_service_and_nothing_else(native_cluster, airflow_db, tmp_path, monkeypatch, capfd, caplog,
                                                     transport, kind):
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -78,6 +78,7 @@ def test_secret_reaches_the_service_and_nothing_else(native_cluster, airflow_db,
     assert f"secret-length={len(value)}" in service_out
     needle = value.encode()
     out, err = capfd.readouterr()
+    out += caplog.text  # structlog may hold a stream capfd does not see; records reach caplog
     assert value not in out + err, "the secret is in the task logs / captured output"
     assert "LEAK_TEST_SECRET from " + ("variable 'fb_leak_secret'" if kind == "variable"
                                        else "connection 'fb_leak' (extra.api_key)") in out + err

@@ -41,7 +41,7 @@ def smoke_run_ids() -> set[str]:
         return {r.run_id for r in session.query(DagRun).filter(DagRun.dag_id == "factorybench_smoke")}
 
 
-def test_scancel_during_the_load_stops_it_within_seconds(dagbag, capfd):
+def test_scancel_during_the_load_stops_it_within_seconds(dagbag, capfd, caplog):
     from factorybench.plan import run_tag
     from factorybench.results.query import Results
 
@@ -77,6 +77,7 @@ def test_scancel_during_the_load_stops_it_within_seconds(dagbag, capfd):
     assert str(tis["stop_service"].state) == "success" and str(tis["archive"].state) == "success"
 
     out, err = capfd.readouterr()
+    out += caplog.text  # structlog may hold a stream capfd does not see; records reach caplog
     assert "load stopped early: " in out + err
     assert f"job {job_id} is CANCELLED" in out + err  # SLURM's own words for the job's state
 
