@@ -61,7 +61,7 @@ async def measure(load: Awaitable[Any], watchers: list[Watcher], stop: Callable[
         if stop is not None:
             stop(reason)
 
-    tasks = {w.name: asyncio.create_task(_guarded(w, abort)) for w in watchers}
+    tasks = {w.name: asyncio.create_task(_guarded(w, abort), name=f"watcher {w.name}") for w in watchers}
     work = asyncio.ensure_future(load)
     halted = asyncio.create_task(aborted.wait())
     try:
@@ -69,9 +69,7 @@ async def measure(load: Awaitable[Any], watchers: list[Watcher], stop: Callable[
         if not work.done() and stop is not None:
             await asyncio.wait({work}, timeout=grace_s)
     finally:
-        for task in (*tasks.values(), halted):
-            task.cancel()
-        await asyncio.gather(*tasks.values(), halted, return_exceptions=True)
+        await cancel_all({*tasks.values(), halted})
         if not work.done():
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -81,6 +79,24 @@ async def measure(load: Awaitable[Any], watchers: list[Watcher], stop: Callable[
         result = work.result() if work.done() and not work.cancelled() and work.exception() is None else None
         raise Aborted("; ".join(reasons) or "load aborted", result, observed)
     return work.result(), observed
+
+
+async def cancel_all(tasks: set[asyncio.Task], give_up_s: float = 30.0) -> None:
+    """Cancel `tasks` and wait until they have ended, cancelling again any that is still running.
+
+    One cancel is not always enough: on Python 3.11, `asyncio.wait_for` (which asyncssh's commands
+    use) drops a cancellation that lands just as its inner await finishes, and the watcher's loop
+    then goes on, holding the run until the service job ends. Seen with 10 runs at once on 2 cores.
+    """
+    pending = {t for t in tasks if not t.done()}
+    deadline = asyncio.get_running_loop().time() + give_up_s
+    while pending and asyncio.get_running_loop().time() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    if pending:
+        log.error("left behind, still running after %gs of cancels: %s", give_up_s,
+                  ", ".join(t.get_name() for t in pending))
 
 
 async def _guarded(watcher: Watcher, abort: Callable[[str], None]) -> None:

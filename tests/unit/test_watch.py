@@ -60,3 +60,35 @@ async def test_the_load_failing_is_the_loads_error():
 
     with pytest.raises(ValueError, match="bad target"):
         await measure(broken(), [Counter()])
+
+
+class DropsOneCancel:
+    """Loses its first cancellation, as Python 3.11's wait_for does when the cancel lands just as
+    the awaited command finishes (asyncssh's polls): the loop goes on as if nothing happened."""
+
+    name = "liveness"
+
+    def __init__(self):
+        self.polls, self.dropped = 0, 0
+
+    async def run(self, abort):
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if self.dropped:
+                    raise
+                self.dropped += 1
+            self.polls += 1
+            if self.polls >= 1000:  # ~10 s: the job's time limit in the incident
+                abort("the service job ended during the load: job 117 is TIMEOUT")
+                return
+
+    def observed(self) -> Observed:
+        return Observed()
+
+
+async def test_a_watcher_that_drops_a_cancel_does_not_hold_the_run():
+    watcher = DropsOneCancel()
+    result, _ = await asyncio.wait_for(measure(load(0.05), [watcher]), 5)
+    assert result == "done" and watcher.dropped == 1
