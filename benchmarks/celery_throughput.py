@@ -19,12 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import table  # noqa: E402
-from devstack import REPO, airflow_sh, free_ports, fresh_postgres_db  # noqa: E402
+from devstack import celery_stack  # noqa: E402
 
 RECIPE = "celery-bench"
 DAG = f"factorybench_{RECIPE.replace('-', '_')}"
@@ -32,22 +31,7 @@ DAG = f"factorybench_{RECIPE.replace('-', '_')}"
 
 def measure(workers: int, runs: int, max_requests: int) -> tuple:
     home = Path(tempfile.mkdtemp(prefix=f"fb-celery-bench-{workers}-"))
-    recipes = home / "recipes"
-    recipes.mkdir()
-    smoke = yaml.safe_load((REPO / "recipes" / "smoke.yaml").read_text())
-    smoke.update(name=RECIPE, max_active_runs=runs)
-    # Ten clients, ten simulators and Airflow on 2 cores: the client guard rightly calls such
-    # measurements invalid (event-loop lag). This measures the orchestration, so the guard only
-    # stops a client that is not running at all.
-    smoke["client"]["guard"] = {"max_loop_lag_p99_ms": 5000, "max_lateness_p99_ms": 5000, "max_cpu_fraction": 1.0}
-    (recipes / f"{RECIPE}.yaml").write_text(yaml.safe_dump(smoke))
-    base = free_ports(workers + 2)
-    settings = {"FB_EXECUTOR": "celery", "FB_CELERY_WORKERS": str(workers), "FB_LOG_PORT": str(base),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": fresh_postgres_db("factorybench_celery_bench"),
-                "FB_RESULTS_URL": fresh_postgres_db("factorybench_celery_bench_results"),
-                "FB_ARCHIVE_URL": str(home / "archive"), "FB_RECIPES_DIR": str(recipes),
-                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"fb-bench-{base}"}
-    with airflow_sh(home, settings, timeout_s=240) as stack:
+    with celery_stack(home, RECIPE, runs, workers, "factorybench_celery_bench") as stack:
         stack.wait_for_dag(DAG, timeout=180)
         stack.call("PATCH", f"/api/v2/dags/{DAG}", json={"is_paused": False}).raise_for_status()
         ids = [f"bench-{workers}-{i}" for i in range(runs)]

@@ -119,3 +119,30 @@ def airflow_sh(home: Path, settings: dict[str, str], timeout_s: float = 180) -> 
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@contextmanager
+def celery_stack(home: Path, recipe: str, runs: int, workers: int, db: str) -> Iterator[Stack]:
+    """`FB_EXECUTOR=celery scripts/airflow.sh` with `workers` Celery workers on fresh Postgres
+    databases `db` and `db`_results, serving one recipe: a copy of the smoke recipe named `recipe`
+    that allows `runs` active runs at once."""
+    import yaml
+
+    recipes = home / "recipes"
+    recipes.mkdir()
+    smoke = yaml.safe_load((REPO / "recipes" / "smoke.yaml").read_text())
+    smoke.update(name=recipe, max_active_runs=runs)
+    # Ten clients, ten simulators and Airflow on 2 cores: the client guard rightly calls such
+    # measurements invalid (event-loop lag). This is about the orchestration, so the guard only
+    # stops a client that is not running at all.
+    smoke["client"]["guard"] = {"max_loop_lag_p99_ms": 5000, "max_lateness_p99_ms": 5000, "max_cpu_fraction": 1.0}
+    (recipes / f"{recipe}.yaml").write_text(yaml.safe_dump(smoke))
+    base = free_ports(workers + 2)
+    settings = {"FB_EXECUTOR": "celery", "FB_CELERY_WORKERS": str(workers), "FB_LOG_PORT": str(base),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": fresh_postgres_db(db),
+                "FB_RESULTS_URL": fresh_postgres_db(f"{db}_results"),
+                "FB_ARCHIVE_URL": str(home / "archive"), "FB_RECIPES_DIR": str(recipes),
+                # A queue of its own: another stack on the same broker never takes these tasks.
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"fb-{db}-{base}"}
+    with airflow_sh(home, settings, timeout_s=240) as stack:
+        yield stack

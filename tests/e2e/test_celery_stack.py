@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-from devstack import REPO, Stack, airflow_sh, free_ports, fresh_postgres_db
+from devstack import Stack, celery_stack
 
 pytestmark = [pytest.mark.cluster, pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(900)]
 RECIPE = "celery-smoke"
@@ -20,25 +19,8 @@ RUNS = 10
 
 
 @pytest.fixture(scope="module")
-def celery_stack(native_cluster, tmp_path_factory) -> Stack:
-    home = tmp_path_factory.mktemp("celery-stack")
-    recipes = home / "recipes"
-    recipes.mkdir()
-    smoke = yaml.safe_load((REPO / "recipes" / "smoke.yaml").read_text())
-    smoke.update(name=RECIPE, max_active_runs=RUNS)
-    # Ten clients, ten simulators and Airflow on 2 cores: the client guard rightly calls such
-    # measurements invalid (event-loop lag). This measures the orchestration, so the guard only
-    # stops a client that is not running at all.
-    smoke["client"]["guard"] = {"max_loop_lag_p99_ms": 5000, "max_lateness_p99_ms": 5000, "max_cpu_fraction": 1.0}
-    (recipes / f"{RECIPE}.yaml").write_text(yaml.safe_dump(smoke))
-    port_base = free_ports(4)
-    settings = {"FB_EXECUTOR": "celery", "FB_CELERY_WORKERS": "2", "FB_LOG_PORT": str(port_base),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": fresh_postgres_db("factorybench_celery_test"),
-                "FB_RESULTS_URL": fresh_postgres_db("factorybench_celery_results"),
-                "FB_ARCHIVE_URL": str(home / "archive"), "FB_RECIPES_DIR": str(recipes),
-                # A queue of its own: another stack on the same broker never takes these tasks.
-                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"fb-test-{port_base}"}
-    with airflow_sh(home, settings, timeout_s=240) as stack:
+def stack(native_cluster, tmp_path_factory) -> Stack:
+    with celery_stack(tmp_path_factory.mktemp("celery-stack"), RECIPE, RUNS, 2, "factorybench_celery_test") as stack:
         yield stack
 
 
@@ -46,11 +28,10 @@ def squeue_names() -> list[str]:
     return subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True, check=True).stdout.split()
 
 
-def test_ten_concurrent_smoke_runs_across_two_workers(celery_stack):
+def test_ten_concurrent_smoke_runs_across_two_workers(stack):
     from factorybench.plan import run_tag
     from factorybench.results.query import Results
 
-    stack = celery_stack
     stack.wait_for_dag(DAG, timeout=180)
     assert stack.call("PATCH", f"/api/v2/dags/{DAG}", json={"is_paused": False}).ok
     stamp = int(time.time())
